@@ -1,0 +1,23 @@
+"""tritonsplat: a differentiable 2D Gaussian splatting rasterizer with fused Triton kernels
+and a fast PyTorch path (see DESIGN.md)."""
+
+from .api import rasterize_patches
+from .params import (
+    cholesky_from_conic,
+    cholesky_from_covariance,
+    cholesky_from_scale_rotation,
+    conic_from_cholesky,
+    covariance_from_cholesky,
+    scale_rotation_from_cholesky,
+)
+
+__all__ = [
+    "rasterize_patches",
+    "cholesky_from_conic",
+    "cholesky_from_covariance",
+    "cholesky_from_scale_rotation",
+    "conic_from_cholesky",
+    "covariance_from_cholesky",
+    "scale_rotation_from_cholesky",
+]
+__version__ = "0.1.0"

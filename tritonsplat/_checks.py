@@ -1,0 +1,72 @@
+"""Validation at the public boundary: every message names the argument, what was
+given and what was expected. Shape checks are free; value checks (finiteness) cost
+a device sync, so they run in eager mode only and are skipped while torch.compile
+traces (a data-dependent branch there would break the graph)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+MODES = ("sum", "alpha", "normalized")
+WINDOWS = ("linear", "cosine", "box")
+BACKENDS = ("auto", "triton", "torch")
+FLOAT_DTYPES = (torch.float32, torch.float64)
+
+
+def _fmt(shape: Sequence[int | str | None]) -> str:
+    return "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+
+
+def check_tensor(name: str, t, expected: Sequence[int | None]) -> None:
+    """`expected` lists the required size of every axis; None means any size."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.dim() != len(expected) or any(e is not None and s != e for s, e in zip(t.shape, expected, strict=True)):
+        raise ValueError(f"{name}: expected shape {_fmt(expected)}, got {_fmt(tuple(t.shape))}")
+
+
+def check_choice(name: str, value, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def check_same_device_dtype(ref_name: str, ref: torch.Tensor, **others) -> None:
+    if ref.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{ref_name}: expected float32 or float64, got {ref.dtype}")
+    for name, t in others.items():
+        if t is None:
+            continue
+        if t.device != ref.device:
+            raise ValueError(f"{name}: on {t.device}, but {ref_name} is on {ref.device}")
+        if t.dtype != ref.dtype:
+            raise TypeError(f"{name}: dtype {t.dtype}, but {ref_name} is {ref.dtype}")
+
+
+def check_finite(**tensors) -> None:
+    if torch.compiler.is_compiling():
+        return
+    for name, t in tensors.items():
+        if t is not None and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise ValueError(f"{name}: {bad} non-finite value(s) (NaN or inf) would poison the output")
+
+
+def check_cholesky_diagonal(name: str, cholesky: torch.Tensor) -> None:
+    """A zero diagonal entry is a Gaussian of zero width: its conic is infinite."""
+    if torch.compiler.is_compiling():
+        return
+    diag = cholesky[..., 0::2]  # (l11, l22)
+    if bool((diag == 0).any()):
+        raise ValueError(
+            f"{name}: {int((diag == 0).sum())} zero diagonal entries (l11 or l22); a Cholesky "
+            "factor must be invertible (see tritonsplat.params for clamped conversions)"
+        )
+
+
+def check_scalars(*, alpha_max: float, alpha_min: float) -> None:
+    if not 0.0 < alpha_max <= 1.0:
+        raise ValueError(f"alpha_max: expected 0 < alpha_max <= 1, got {alpha_max}")
+    if not 0.0 <= alpha_min < alpha_max:
+        raise ValueError(f"alpha_min: expected 0 <= alpha_min < alpha_max ({alpha_max}), got {alpha_min}")

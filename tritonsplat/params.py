@@ -1,0 +1,70 @@
+"""Conversions between the forms a 2D covariance comes in and the Cholesky factor
+the rasterizers take.
+
+The Cholesky factor is the last axis `(l11, l21, l22)` of `L = [[l11, 0], [l21, l22]]`,
+`Sigma = L @ L.T`. Covariance is `(s_xx, s_xy, s_yy)`, conic is `Sigma^-1 = [[a, b], [b, c]]`
+stored as `(a, b, c)`, rotation angles are in radians (counter-clockwise from +x).
+
+Degenerate input (a variance or determinant at or below `eps`) is clamped to `eps`:
+it becomes a thin Gaussian, never a NaN and never one that covers everything.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+EPS = 1e-6  # in pixels^2 for variances, pixels^4 for determinants
+
+
+def covariance_from_cholesky(cholesky: Tensor) -> Tensor:  # [..., 3] -> [..., 3]
+    l11, l21, l22 = cholesky.unbind(-1)
+    return torch.stack((l11 * l11, l11 * l21, l21 * l21 + l22 * l22), dim=-1)
+
+
+def cholesky_from_covariance(covariance: Tensor, eps: float = EPS) -> Tensor:  # [..., 3] -> [..., 3]
+    sxx, sxy, syy = covariance.unbind(-1)
+    l11 = sxx.clamp_min(eps).sqrt()
+    l21 = sxy / l11
+    l22 = (syy - l21 * l21).clamp_min(eps).sqrt()
+    return torch.stack((l11, l21, l22), dim=-1)
+
+
+def conic_from_cholesky(cholesky: Tensor) -> Tensor:  # [..., 3] -> [..., 3]
+    """Sigma^-1 = L^-T L^-1; with M = L^-1 = [[m11, 0], [m21, m22]] it is M^T M."""
+    l11, l21, l22 = cholesky.unbind(-1)
+    m11, m22 = 1.0 / l11, 1.0 / l22
+    m21 = -l21 * m11 * m22
+    return torch.stack((m11 * m11 + m21 * m21, m21 * m22, m22 * m22), dim=-1)
+
+
+def cholesky_from_conic(conic: Tensor, eps: float = EPS) -> Tensor:  # [..., 3] -> [..., 3]
+    a, b, c = conic.unbind(-1)
+    # A conic must be positive definite: clamp its diagonal and determinant first so
+    # that the inverse stays finite, then clamp the covariance as usual.
+    a = a.clamp_min(eps)
+    c = c.clamp_min(eps)
+    det = (a * c - b * b).clamp_min(eps * eps)
+    return cholesky_from_covariance(torch.stack((c / det, -b / det, a / det), dim=-1), eps)
+
+
+def cholesky_from_scale_rotation(scale: Tensor, rotation: Tensor, eps: float = EPS) -> Tensor:
+    """scale: [..., 2] standard deviations along the rotated axes; rotation: [...] radians."""
+    cos, sin = rotation.cos(), rotation.sin()
+    v0, v1 = scale[..., 0] ** 2, scale[..., 1] ** 2
+    sxx = cos * cos * v0 + sin * sin * v1
+    syy = sin * sin * v0 + cos * cos * v1
+    sxy = cos * sin * (v0 - v1)
+    return cholesky_from_covariance(torch.stack((sxx, sxy, syy), dim=-1), eps)
+
+
+def scale_rotation_from_cholesky(cholesky: Tensor) -> tuple[Tensor, Tensor]:
+    """Inverse of `cholesky_from_scale_rotation`: ([..., 2] scales, largest first; [...] angle
+    of the first axis in (-pi/2, pi/2])."""
+    sxx, sxy, syy = covariance_from_cholesky(cholesky).unbind(-1)
+    half_trace = 0.5 * (sxx + syy)
+    radius = torch.sqrt((0.5 * (sxx - syy)) ** 2 + sxy * sxy)
+    v0 = half_trace + radius
+    v1 = (half_trace - radius).clamp_min(0.0)
+    angle = 0.5 * torch.atan2(2.0 * sxy, sxx - syy)
+    return torch.stack((v0.sqrt(), v1.sqrt()), dim=-1), angle

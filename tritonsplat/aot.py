@@ -1,0 +1,144 @@
+"""Ahead-of-time compilation of every kernel for sm_80 and sm_90, on a machine with no GPU,
+and the resource report: registers per thread, spill bytes and shared memory.
+
+`triton.compile` with a `GPUTarget` lowers a kernel to PTX and a cubin without a device;
+the PTX is then passed to Triton's bundled `ptxas -v`, which reports what the cubin uses.
+
+    python -m tritonsplat.aot [--json FILE] [--markdown FILE]
+
+It must run without TRITON_INTERPRET=1 (under the interpreter the kernels are not
+compiled at all); when that is set it re-runs itself in a clean subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+
+TARGETS = (80, 90)
+
+
+@dataclass
+class KernelReport:
+    kernel: str
+    config: str
+    arch: str
+    registers: int
+    spill_stores: int
+    spill_loads: int
+    shared_bytes: int
+    ptx_lines: int
+
+
+def _ptxas_usage(ptx: str, arch: int) -> tuple[int, int, int]:
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    gpu = f"sm_{arch}a" if arch == 90 else f"sm_{arch}"
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
+        f.write(ptx)
+        path = f.name
+    try:
+        res = subprocess.run(
+            [get_ptxas(arch).path, "-v", f"--gpu-name={gpu}", path, "-o", os.devnull],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        os.unlink(path)
+    text = res.stdout + res.stderr
+    regs = int(re.search(r"Used (\d+) registers", text).group(1))
+    stores = int(re.search(r"(\d+) bytes spill stores", text).group(1))
+    loads = int(re.search(r"(\d+) bytes spill loads", text).group(1))
+    return regs, stores, loads
+
+
+def kernel_specs():
+    """(name, config label, jit function, signature, constexprs, num_warps) for the kernels
+    at the configurations the project ships: the paper's (P=16, overlap 1, C=3, "sum") and
+    one of each other mode, with opacity."""
+    from .kernels import patches as kp
+
+    ptrs_fwd = ["means_ptr", "chol_ptr", "colors_ptr", "opacity_ptr", "bg_ptr", "wy_ptr", "wx_ptr", "out_ptr"]
+    ints_fwd = ["K", "C", "HP", "WP", "s_ob", "s_oc", "s_or", "s_os", "s_ou", "s_ov"]
+    ptrs_bwd = [
+        "grad_ptr", "means_ptr", "chol_ptr", "colors_ptr", "opacity_ptr", "bg_ptr", "wy_ptr", "wx_ptr",
+        "d_means_ptr", "d_chol_ptr", "d_colors_ptr", "d_opacity_ptr", "d_bg_ptr", "trans_ptr",
+    ]  # fmt: skip
+    ints_bwd = ["K", "C", "HP", "WP"]
+    configs = [
+        ("sum", dict(HAS_OPACITY=False, HAS_BG=False)),
+        ("alpha", dict(HAS_OPACITY=True, HAS_BG=True)),
+        ("normalized", dict(HAS_OPACITY=True, HAS_BG=False)),
+    ]
+    for mode, flags in configs:
+        label = f"{mode} P16 o1 C3" + " +opacity" * flags["HAS_OPACITY"] + " +bg" * flags["HAS_BG"]
+        for name, fn, ptrs, ints, backward in (
+            ("patches_fwd", kp._patches_fwd_kernel, ptrs_fwd, ints_fwd, False),
+            ("patches_bwd", kp._patches_bwd_kernel, ptrs_bwd, ints_bwd, True),
+        ):
+            cfg = kp.launch_config(18 * 18, 3, mode, backward=backward)
+            num_warps = cfg.pop("num_warps")
+            sig = {p: "*fp32" for p in ptrs} | {i: "i32" for i in ints} | {"alpha_max": "fp32", "alpha_min": "fp32"}
+            const = dict(P=16, O=1, S=18, MODE=kp.MODE_IDS[mode], **flags, **cfg)
+            sig |= {k: "constexpr" for k in const}
+            yield name, label, fn, sig, const, num_warps
+
+
+def compile_all() -> list[KernelReport]:
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    reports = []
+    for name, label, fn, sig, const, num_warps in kernel_specs():
+        for arch in TARGETS:
+            src = ASTSource(fn=fn, signature=sig, constexprs=const)
+            compiled = triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": num_warps})
+            ptx = compiled.asm["ptx"]
+            regs, stores, loads = _ptxas_usage(ptx, arch)
+            reports.append(
+                KernelReport(name, label, f"sm_{arch}", regs, stores, loads, compiled.metadata.shared, ptx.count("\n"))
+            )
+    return reports
+
+
+def markdown(reports: list[KernelReport]) -> str:
+    rows = ["| kernel | configuration | arch | registers | spill stores (B) | spill loads (B) | shared (B) |"]
+    rows.append("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    for r in reports:
+        rows.append(
+            f"| {r.kernel} | {r.config} | {r.arch} | {r.registers} | {r.spill_stores} | {r.spill_loads} "
+            f"| {r.shared_bytes} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", help="write the report as JSON here")
+    parser.add_argument("--markdown", help="write the report as a Markdown table here")
+    args = parser.parse_args(argv)
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+        return subprocess.call([sys.executable, "-m", "tritonsplat.aot", *(argv or sys.argv[1:])], env=env)
+    reports = compile_all()
+    table = markdown(reports)
+    print(table)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([asdict(r) for r in reports], f, indent=1)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -86,7 +86,7 @@ def kernel_specs():
             cfg = kp.launch_config(18 * 18, 3, mode, backward=backward)
             num_warps = cfg.pop("num_warps")
             sig = {p: "*fp32" for p in ptrs} | {i: "i32" for i in ints} | {"alpha_max": "fp32", "alpha_min": "fp32"}
-            const = dict(P=16, O=1, S=18, MODE=kp.MODE_IDS[mode], **flags, **cfg)
+            const = dict(P=16, OVERLAP=1, S=18, MODE=kp.MODE_IDS[mode], **flags, **cfg)
             sig |= {k: "constexpr" for k in const}
             yield name, label, fn, sig, const, num_warps
 

@@ -74,12 +74,12 @@ def _behind_composite(a_late, b_late, xa_late, xb_late, a_early, b_early, xa_ear
 
 
 @triton.jit
-def _canvas_pixels(p0, S: tl.constexpr, O: tl.constexpr, BLOCK_PIX: tl.constexpr):
+def _canvas_pixels(p0, S: tl.constexpr, OVERLAP: tl.constexpr, BLOCK_PIX: tl.constexpr):
     """Canvas pixel indices of a chunk, their rows, columns and patch-frame centres."""
     pix = p0 + tl.arange(0, BLOCK_PIX)
     row = pix // S
     col = pix % S
-    return pix, row, col, col.to(tl.float32) - O + 0.5, row.to(tl.float32) - O + 0.5
+    return pix, row, col, col.to(tl.float32) - OVERLAP + 0.5, row.to(tl.float32) - OVERLAP + 0.5
 
 
 @triton.jit
@@ -140,7 +140,7 @@ def _patches_fwd_kernel(
     alpha_max,
     alpha_min,
     P: tl.constexpr,
-    O: tl.constexpr,
+    OVERLAP: tl.constexpr,
     S: tl.constexpr,
     MODE: tl.constexpr,
     HAS_OPACITY: tl.constexpr,
@@ -157,7 +157,7 @@ def _patches_fwd_kernel(
     cc = tl.arange(0, BLOCK_C)
     cmask = cc < C
     for p0 in range(0, S * S, BLOCK_PIX):
-        pix, row, col, tx, ty = _canvas_pixels(p0, S, O, BLOCK_PIX)
+        pix, row, col, tx, ty = _canvas_pixels(p0, S, OVERLAP, BLOCK_PIX)
         pmask = pix < S * S
         acc = tl.zeros((BLOCK_PIX, BLOCK_C), tl.float32)
         den = tl.zeros((BLOCK_PIX,), tl.float32)
@@ -246,7 +246,7 @@ def _patches_bwd_kernel(
     alpha_max,
     alpha_min,
     P: tl.constexpr,
-    O: tl.constexpr,
+    OVERLAP: tl.constexpr,
     S: tl.constexpr,
     MODE: tl.constexpr,
     HAS_OPACITY: tl.constexpr,
@@ -268,10 +268,10 @@ def _patches_bwd_kernel(
     if HAS_BG:
         bg = tl.load(bg_ptr + cc, mask=cmask, other=0.0)
     for p0 in range(0, S * S, BLOCK_PIX):
-        pix, row, col, tx, ty = _canvas_pixels(p0, S, O, BLOCK_PIX)
+        pix, row, col, tx, ty = _canvas_pixels(p0, S, OVERLAP, BLOCK_PIX)
         pmask = pix < S * S
-        y = u_patch * P + row - O
-        x = v_patch * P + col - O
+        y = u_patch * P + row - OVERLAP
+        x = v_patch * P + col - OVERLAP
         inside = pmask & (y >= 0) & (y < height) & (x >= 0) & (x < width)
         wgt = _feather_weight(wy_ptr, wx_ptr, u_patch, v_patch, row, col, pmask, S)
         gmask = inside[:, None] & cmask[None, :]
@@ -413,7 +413,7 @@ def patches_forward(
         means, cholesky, colors, opacity if opacity is not None else colors,
         background if background is not None else colors, wy, wx, out,
         k, c, hp, wp, *strides, alpha_max, alpha_min,
-        P=patch_size, O=overlap, S=s, MODE=MODE_IDS[mode],
+        P=patch_size, OVERLAP=overlap, S=s, MODE=MODE_IDS[mode],
         HAS_OPACITY=opacity is not None, HAS_BG=background is not None, **cfg,
     )  # fmt: skip
     if overlap == 0:
@@ -449,7 +449,7 @@ def patches_backward(
         d_means, d_chol, d_colors, d_opacity if d_opacity is not None else colors,
         d_bg if d_bg is not None else colors, scratch,
         k, c, hp, wp, alpha_max, alpha_min,
-        P=patch_size, O=overlap, S=s, MODE=MODE_IDS[mode],
+        P=patch_size, OVERLAP=overlap, S=s, MODE=MODE_IDS[mode],
         HAS_OPACITY=opacity is not None, HAS_BG=background is not None, **cfg,
     )  # fmt: skip
     return d_means, d_chol, d_colors, d_opacity, None if d_bg is None else d_bg.sum(0)

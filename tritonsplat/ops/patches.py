@@ -13,9 +13,6 @@ from torch import Tensor
 
 from ..reference import patches as torch_impl
 
-_EMPTY = torch.empty(0)  # custom ops cannot return None: absent gradients travel as empty tensors
-
-
 def _backend(name: str):
     if name == "triton":
         from ..kernels import patches as triton_impl  # imported lazily: triton is optional at import
@@ -80,7 +77,8 @@ def rasterize_patches_backward_op(
         alpha_max,
         alpha_min,
     )
-    return tuple(_EMPTY.to(means) if g is None else g for g in grads)
+    # a custom op cannot return None: absent gradients travel as (distinct) empty tensors
+    return tuple(means.new_empty(0) if g is None else g for g in grads)
 
 
 @rasterize_patches_backward_op.register_fake

@@ -2,18 +2,23 @@
 kernels are tested against (it is itself tested against `dense.py` and by float64
 gradcheck).
 
-Why it is fast. Per patch, the exponent of every pixel-Gaussian pair is a quadratic form
-in the pixel coordinates, so it factors into a product of a per-pixel feature row
-`[x^2, xy, y^2, x, y, 1]` and a per-Gaussian coefficient column:
+Why it is fast. With M = L^-1 the exponent is q = |M (p - mu)|^2 = u^2 + v^2, where
 
-    log2 G = -q/2 log2(e) = f(pixel) . h(Gaussian)      (a GEMM with inner dimension 6)
+    u = (x - mx) / l11                      linear in (x, 1)
+    v = (y - my - l21 u) / l22              linear in (x, y, 1)
 
-Every patch shares the same canvas pixels, so the whole exponent is one matrix product,
-then one in-place `exp2`, then the compositing is a batched matrix product with the
-colors. Coordinates are centred on the patch, which keeps the cancellation of the
-expanded form small (|x| <= P/2 + o). Work goes in chunks of patches small enough to stay
-in the CPU's L3 cache, so the full [patches, K, pixels] tensor is never materialised:
-peak memory is one chunk, not the image's worth of pairs.
+so, per patch, u and v of every pixel-Gaussian pair are small matrix products of a
+per-Gaussian coefficient row and a per-pixel feature column, and every patch shares
+the same canvas pixels: two GEMMs (inner dimensions 2 and 3), then u^2 + v^2 and one
+in-place `exp2` (the scale is folded into the coefficients), then the compositing is a
+batched matrix product with the colors. Work goes in chunks of patches small enough to
+stay in the CPU's L3 cache, so the [patches, K, pixels] tensor is never materialised
+whole: peak memory is a few chunks, not the image's worth of pairs.
+
+Expanding q itself into one GEMM against [x^2, xy, y^2, x, y, 1] is 1.5x faster for the
+exponent stage but cancels catastrophically in float32 (measured: 2.8e-5 absolute error
+in G against 1.4e-6 for u, v on the paper's configuration), so the specification does
+not do it: u and v are the same arithmetic as the kernels'.
 
 The backward recomputes the chunk's alphas (cheaper than holding 4 bytes per pair) and
 applies the hand-derived adjoint of the same products; it cannot lean on autograd, since
@@ -23,47 +28,78 @@ its gradient from a back-to-front recurrence, exact with no division by 1 - alph
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from ..feather import feather_tables, fold_canvases, unfold_image
-from ..params import conic_from_cholesky
 from .dense import composite
 
-# The exponent is kept in base 2 (coefficients scaled by log2(e)): torch.exp2 runs 2.1x
+# G = exp(-q/2) = 2^-(u'^2 + v'^2) with u' = u sqrt(log2(e) / 2): torch.exp2 runs 2.1x
 # faster than torch.exp on these CPUs (7.3 ms against 15.5 ms for 27M floats, 2 cores).
+_SCALE = math.sqrt(0.5 * math.log2(math.e))
 # exp2() of arguments below the smallest normal float returns denormals and, far below,
-# is 6x slower; clamping the exponent there changes alpha by < 1.2e-38 (2.3e-308 in f64).
-_LOG2_TINY = {torch.float32: -126.0, torch.float64: -1022.0}
-_LOG2E = 1.4426950408889634
-_LN2 = 0.6931471805599453
+# is 6x slower; clamping there changes alpha by < 1.2e-38 (2.3e-308 in float64).
+_LOG2_TINY = {torch.float32: 126.0, torch.float64: 1022.0}
+_LN2 = math.log(2.0)
 # Elements of [patches, K, pixels] per chunk: 2^20 floats = 4 MiB, inside a 32 MiB L3
 # (2^18 to 2^20 measured equal on the paper's configuration, 2^22 15% slower).
 CHUNK_ELEMENTS = 1 << 20
 
 
-def pixel_features(patch_size: int, overlap: int, device, dtype) -> Tensor:  # [6, S*S]
+def pixel_features(patch_size: int, overlap: int, device, dtype) -> tuple[Tensor, Tensor]:
+    """([2, S*S] rows (x, 1), [3, S*S] rows (x, y, 1)): canvas pixel centres in the patch
+    frame, centred on the patch to keep the products' magnitudes small."""
     s = patch_size + 2 * overlap
     t = torch.arange(s, device=device, dtype=dtype) - overlap + 0.5 - 0.5 * patch_size
     y, x = (v.reshape(-1) for v in torch.meshgrid(t, t, indexing="ij"))
-    return torch.stack((x * x, x * y, y * y, x, y, torch.ones_like(x)), dim=0)
+    one = torch.ones_like(x)
+    return torch.stack((x, one)), torch.stack((x, y, one))
 
 
-def exponent_coefficients(means: Tensor, cholesky: Tensor, patch_size: int) -> Tensor:
-    """[..., K, 2], [..., K, 3] -> [..., K, 6] with log2(G) = coefficients @ pixel_features.
-
-    -q/2 expanded around the patch centre, times log2(e)."""
-    a, b, c = conic_from_cholesky(cholesky).unbind(-1)
-    mx = means[..., 0] - 0.5 * patch_size
-    my = means[..., 1] - 0.5 * patch_size
-    bx, by = a * mx + b * my, b * mx + c * my
-    coef = torch.stack((-0.5 * a, -b, -0.5 * c, bx, by, -0.5 * (mx * bx + my * by)), dim=-1)
-    return coef * _LOG2E
+def _centred(means: Tensor, cholesky: Tensor, patch_size: int):
+    l11, l21, l22 = cholesky.unbind(-1)
+    return means[..., 0] - 0.5 * patch_size, means[..., 1] - 0.5 * patch_size, 1.0 / l11, l21, 1.0 / l22
 
 
-def _gaussian_values(coef: Tensor, feats: Tensor) -> Tensor:  # [n, K, 6], [6, N] -> [n, K, N]
-    e = torch.matmul(coef, feats)
-    return e.clamp_(min=_LOG2_TINY[e.dtype]).exp2_()
+def linear_coefficients(means: Tensor, cholesky: Tensor, patch_size: int) -> tuple[Tensor, Tensor]:
+    """[..., K, 2], [..., K, 3] -> ([..., K, 2], [..., K, 3]) such that, with the pixel
+    features, u' = coef_u @ (x, 1) and v' = coef_v @ (x, y, 1)."""
+    mx, my, i11, l21, i22 = _centred(means, cholesky, patch_size)
+    k = l21 * i11 * i22
+    coef_u = torch.stack((i11, -mx * i11), dim=-1)
+    coef_v = torch.stack((-k, i22, k * mx - my * i22), dim=-1)
+    return coef_u * _SCALE, coef_v * _SCALE
+
+
+def coefficients_backward(
+    means: Tensor, cholesky: Tensor, d_u: Tensor, d_v: Tensor, patch_size: int
+) -> tuple[Tensor, Tensor]:  # -> ([..., K, 2], [..., K, 3])
+    """Adjoint of `linear_coefficients`, by hand: the custom op runs below autograd."""
+    mx, my, i11, l21, i22 = _centred(means, cholesky, patch_size)
+    a0, a1 = (d_u * _SCALE).unbind(-1)
+    b0, b1, b2 = (d_v * _SCALE).unbind(-1)
+    k = l21 * i11 * i22
+    d_k = -b0 + b2 * mx  # coef_v = (-k, i22, k mx - my i22)
+    d_mx = -a1 * i11 + b2 * k
+    d_my = -b2 * i22
+    d_i11 = a0 - a1 * mx + d_k * l21 * i22
+    d_i22 = b1 - b2 * my + d_k * l21 * i11
+    d_l21 = d_k * i11 * i22
+    return (
+        torch.stack((d_mx, d_my), dim=-1),
+        torch.stack((-i11 * i11 * d_i11, d_l21, -i22 * i22 * d_i22), dim=-1),
+    )
+
+
+def _gaussian_values(coef_u, coef_v, feats, keep_uv=False):
+    """G for a chunk, [n, K, N]; with keep_uv also the scaled u' and v' (for the backward)."""
+    u = torch.matmul(coef_u, feats[0])
+    v = torch.matmul(coef_v, feats[1])
+    q = torch.mul(u, u).addcmul_(v, v)
+    g = q.clamp_(max=_LOG2_TINY[q.dtype]).neg_().exp2_()
+    return (g, u, v) if keep_uv else g
 
 
 def _alpha(g: Tensor, opacity: Tensor | None, alpha_max: float, alpha_min: float) -> Tensor:
@@ -118,41 +154,14 @@ def patches_forward(
 ) -> Tensor:  # [B, C, Hp*P, Wp*P]
     lay = _Layout(colors, patch_size, overlap, window)
     feats = pixel_features(patch_size, overlap, colors.device, colors.dtype)
-    coef = exponent_coefficients(means, cholesky, patch_size).reshape(lay.n, lay.k, 6)
+    coef_u, coef_v = (c.reshape(lay.n, lay.k, -1) for c in linear_coefficients(means, cholesky, patch_size))
     col, op = _flat(colors, lay.n), _flat(opacity, lay.n)
     canvas = colors.new_empty(lay.n, lay.c, lay.s * lay.s)
     for i, j in lay.chunks():
-        alpha = _alpha(_gaussian_values(coef[i:j], feats), None if op is None else op[i:j], alpha_max, alpha_min)
+        g = _gaussian_values(coef_u[i:j], coef_v[i:j], feats)
+        alpha = _alpha(g, None if op is None else op[i:j], alpha_max, alpha_min)
         canvas[i:j] = composite(alpha, col[i:j], mode, background)
     return lay.to_image(canvas)
-
-
-def coefficients_backward(
-    means: Tensor, cholesky: Tensor, d_coef: Tensor, patch_size: int
-) -> tuple[Tensor, Tensor]:  # [..., K, 2], [..., K, 3], [..., K, 6] -> (d_means, d_cholesky)
-    """Adjoint of `exponent_coefficients`, by hand: the custom op runs below autograd."""
-    d0, d1, d2, d3, d4, d5 = (d_coef * _LOG2E).unbind(-1)
-    l11, l21, l22 = cholesky.unbind(-1)
-    m11, m22 = 1.0 / l11, 1.0 / l22
-    m21 = -l21 * m11 * m22
-    a, b, c = m11 * m11 + m21 * m21, m21 * m22, m22 * m22
-    mx = means[..., 0] - 0.5 * patch_size
-    my = means[..., 1] - 0.5 * patch_size
-    bx, by = a * mx + b * my, b * mx + c * my
-    d_mx = d3 * a + d4 * b - d5 * bx
-    d_my = d3 * b + d4 * c - d5 * by
-    d_a = -0.5 * d0 + d3 * mx - 0.5 * d5 * mx * mx
-    d_b = -d1 + d3 * my + d4 * mx - d5 * mx * my
-    d_c = -0.5 * d2 + d4 * my - 0.5 * d5 * my * my
-    # a = m11^2 + m21^2, b = m21 m22, c = m22^2, with m = L^-1
-    d_m11 = 2.0 * m11 * d_a
-    d_m21 = 2.0 * m21 * d_a + m22 * d_b
-    d_m22 = m21 * d_b + 2.0 * m22 * d_c
-    # m11 = 1/l11, m22 = 1/l22, m21 = -l21 m11 m22
-    d_l21 = -m11 * m22 * d_m21
-    d_l11 = -m11 * m11 * (d_m11 - l21 * m22 * d_m21)
-    d_l22 = -m22 * m22 * (d_m22 - l21 * m11 * d_m21)
-    return torch.stack((d_mx, d_my), dim=-1), torch.stack((d_l11, d_l21, d_l22), dim=-1)
 
 
 def patches_backward(
@@ -173,53 +182,51 @@ def patches_backward(
     lay = _Layout(colors, patch_size, overlap, window)
     feats = pixel_features(patch_size, overlap, colors.device, colors.dtype)
     grad_canvas = lay.from_image(grad_image)
-    coef = exponent_coefficients(means, cholesky, patch_size).reshape(lay.n, lay.k, 6)
+    coef_u, coef_v = (c.reshape(lay.n, lay.k, -1) for c in linear_coefficients(means, cholesky, patch_size))
     col, op = _flat(colors, lay.n), _flat(opacity, lay.n)
-    d_coef, d_col = torch.empty_like(coef), torch.empty_like(col)
+    d_u, d_v, d_col = torch.empty_like(coef_u), torch.empty_like(coef_v), torch.empty_like(col)
     d_op = None if op is None else torch.empty_like(op)
     d_bg = None if background is None else torch.zeros_like(background)
     for i, j in lay.chunks():
         grads = _chunk_grads(
-            coef[i:j],
-            feats,
-            col[i:j],
-            None if op is None else op[i:j],
-            background,
-            grad_canvas[i:j],
-            mode,
-            alpha_max,
-            alpha_min,
-        )
-        d_coef[i:j], d_col[i:j] = grads[0], grads[1]
+            coef_u[i:j], coef_v[i:j], feats, col[i:j], None if op is None else op[i:j], background,
+            grad_canvas[i:j], mode, alpha_max, alpha_min,
+        )  # fmt: skip
+        d_u[i:j], d_v[i:j], d_col[i:j] = grads[:3]
         if d_op is not None:
-            d_op[i:j] = grads[2]
+            d_op[i:j] = grads[3]
         if d_bg is not None:
-            d_bg += grads[3]
-    d_means, d_chol = coefficients_backward(means, cholesky, d_coef.reshape(*means.shape[:-1], 6), patch_size)
+            d_bg += grads[4]
+    shape = means.shape[:-1]
+    d_means, d_chol = coefficients_backward(means, cholesky, d_u.reshape(*shape, 2), d_v.reshape(*shape, 3), patch_size)
     d_op = None if d_op is None else d_op.reshape(opacity.shape)
     return d_means, d_chol, d_col.reshape(colors.shape), d_op, d_bg
 
 
-def _chunk_grads(coef, feats, col, op, background, grad_canvas, mode, alpha_max, alpha_min):
-    """Adjoint of one chunk: canvas = composite(alpha, col), alpha = cut(clamp(op 2^(coef feats))).
+def _chunk_grads(coef_u, coef_v, feats, col, op, background, grad_canvas, mode, alpha_max, alpha_min):
+    """Adjoint of one chunk: canvas = composite(alpha, col), alpha = cut(clamp(op G)),
+    G = 2^-(u'^2 + v'^2), u' = coef_u feats_u, v' = coef_v feats_v.
 
-    Every product keeps its short side (C or 6) as the rows of its output: the fast
+    Every product keeps its short side (C, 2 or 3) as the rows of its output: the fast
     orientation on the CPU (4-5 ms against 19 ms per 27M pairs)."""
-    g = _gaussian_values(coef, feats)  # [n, K, N]
+    g, u, v = _gaussian_values(coef_u, coef_v, feats, keep_uv=True)  # [n, K, N] each
     alpha = _alpha(g, op, alpha_max, alpha_min)
     d_alpha, d_col, d_bg = _COMPOSITE_GRADS[mode](alpha, col, background, grad_canvas)
     d_op = None
-    if alpha is g:  # alpha = G = 2^e: d alpha / d e = alpha ln 2
-        d_e = d_alpha.mul_(alpha)
+    if alpha is g:
+        d_e = d_alpha.mul_(alpha)  # dL/dG * G
     else:
         a = g if op is None else g * op[..., None]
         live = (a < alpha_max) & (a >= alpha_min)  # where neither clamp nor cut-off fired
         d_a = d_alpha.mul_(live)
         if op is not None:
             d_op = (d_a * g).sum(-1)
-        d_e = d_a.mul_(a)  # d a / d e = op G ln 2 = a ln 2
-    d_coef = torch.matmul(feats, d_e.transpose(1, 2)).transpose(1, 2)  # [n, K, 6]
-    return d_coef.mul_(_LN2), d_col, d_op, d_bg
+        d_e = d_a.mul_(a)  # dL/d(oG) * oG
+    # d G / d u' = -2 ln2 u' G (and likewise v'); d_e already carries the factor G
+    d_e.mul_(-2.0 * _LN2)
+    d_coef_u = torch.matmul(feats[0], u.mul_(d_e).transpose(1, 2)).transpose(1, 2)  # [n, K, 2]
+    d_coef_v = torch.matmul(feats[1], v.mul_(d_e).transpose(1, 2)).transpose(1, 2)  # [n, K, 3]
+    return d_coef_u, d_coef_v, d_col, d_op, d_bg
 
 
 def _sum_grads(alpha, col, background, grad_canvas):  # canvas = col^T alpha

@@ -1,0 +1,57 @@
+"""Random Gaussian fields and tolerances shared by the tests and the benchmarks."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+# One table of tolerances per dtype (atol, rtol) for comparing two implementations.
+# float32: the kernels and the torch path differ in summation order and in the expanded
+# exponent of the torch path (|x| <= P/2 + o keeps its cancellation near 1e-6 relative).
+TOLERANCES = {torch.float32: (2e-5, 2e-4), torch.float64: (1e-10, 1e-8)}
+
+
+def assert_close(actual: Tensor, expected: Tensor, name: str = "") -> None:
+    atol, rtol = TOLERANCES[expected.dtype]
+    scale = expected.detach().abs().max().clamp_min(1.0)  # gradients of sums over many pixels are large
+    torch.testing.assert_close(actual, expected, atol=atol * float(scale), rtol=rtol, msg=lambda m: f"{name}: {m}")
+
+
+def random_patch_field(
+    batch: int,
+    hp: int,
+    wp: int,
+    k: int,
+    channels: int,
+    patch_size: int,
+    *,
+    overlap: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    grid: bool = False,
+) -> dict[str, Tensor]:
+    """Gaussians scattered over each patch's canvas (or, with `grid`, on the paper's fixed
+    sqrt(K) x sqrt(K) grid plus bounded offsets), sigmas about 0.5 to 2.5 pixels, random
+    orientation, colors in [0, 1], opacity in [0.2, 1]."""
+    gen = torch.Generator().manual_seed(seed)
+    shape = (batch, hp, wp, k)
+
+    def rand(*s):
+        return torch.rand(*s, generator=gen, dtype=torch.float64)
+
+    if grid:
+        side = round(k**0.5)
+        assert side * side == k, "grid needs a square K"
+        t = torch.linspace(-overlap, patch_size + overlap, side, dtype=torch.float64)
+        gy, gx = torch.meshgrid(t, t, indexing="ij")
+        base = torch.stack((gx.reshape(-1), gy.reshape(-1)), dim=-1)
+        means = base + 0.5 * torch.tanh(torch.randn(*shape, 2, generator=gen, dtype=torch.float64))
+    else:
+        means = rand(*shape, 2) * (patch_size + 2 * overlap) - overlap
+    chol = torch.stack(
+        (rand(*shape) * 2 + 0.5, torch.randn(*shape, generator=gen, dtype=torch.float64) * 0.5, rand(*shape) * 2 + 0.5),
+        dim=-1,
+    )
+    out = dict(means=means, cholesky=chol, colors=rand(*shape, channels), opacity=rand(*shape) * 0.8 + 0.2)
+    return {name: t.to(device=device, dtype=dtype).contiguous() for name, t in out.items()}

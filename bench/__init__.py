@@ -1,0 +1,1 @@
+"""Benchmarks (`pytest bench --benchmark-only`) and their report (`python -m bench.report`)."""

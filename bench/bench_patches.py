@@ -1,0 +1,113 @@
+"""Throughput of rasterize_patches: the torch path, the dense baseline, and (on a GPU) the
+Triton kernels, at the paper's configuration and a training configuration, forward and
+forward+backward; plus a sweep over image sizes and the kernels' resource report.
+
+    pytest bench --benchmark-only --benchmark-json=bench/results/patches.json
+    python -m bench.report bench/results/patches.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import tritonsplat as ts
+from tritonsplat.reference.dense import rasterize_patches_dense
+from tritonsplat.testing import random_patch_field
+
+from .common import environment, peak_memory_above, peak_memory_in_subprocess
+
+P, K, OVERLAP, C = 16, 324, 1, 3  # the paper's patches: 18 x 18 Gaussians on 16 x 16 pixels
+CONFIGS = {"paper 1x256x256": (1, 256), "train 8x128x128": (8, 128)}
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _field(batch: int, size: int) -> dict:
+    n = size // P
+    return random_patch_field(batch, n, n, K, C, P, overlap=OVERLAP, grid=True, device=DEVICE)
+
+
+def _call(impl: str, field: dict, backward: bool):
+    leaves = [field[k].detach().clone().requires_grad_(backward) for k in ("means", "cholesky", "colors")]
+    kw = dict(patch_size=P, overlap=OVERLAP, mode="sum", window="box")
+    if impl == "dense":
+        fn = lambda: rasterize_patches_dense(*leaves, **kw)  # noqa: E731
+    else:
+        fn = lambda: ts.rasterize_patches(*leaves, backend=impl, **kw)  # noqa: E731
+    if not backward:
+        return lambda: torch.no_grad()(fn)()
+
+    def fwd_bwd():
+        out = fn()
+        torch.autograd.grad(out, leaves, torch.ones_like(out))
+
+    return fwd_bwd
+
+
+def make_case(impl: str, batch: int, size: int, backward: bool):
+    """The benchmarked callable, rebuilt the same way where memory is measured."""
+    return _sync(_call(impl, _field(batch, size), backward))
+
+
+def _sync(fn):
+    if DEVICE.type != "cuda":
+        return fn
+
+    def synced():
+        fn()
+        torch.cuda.synchronize()
+
+    return synced
+
+
+def _run(benchmark, impl: str, batch: int, size: int, backward: bool, rounds: int):
+    if impl == "triton" and DEVICE.type != "cuda":
+        pytest.skip("the Triton kernels run only on a GPU (see the resource report for their sm_90 build)")
+    if impl == "dense" and DEVICE.type == "cuda" and batch * size * size > 2**20:
+        pytest.skip("the dense baseline would not fit")
+    fn = make_case(impl, batch, size, backward)
+    fn()  # warm-up (and Triton's compile)
+    pairs = batch * (size // P) ** 2 * K * (P + 2 * OVERLAP) ** 2
+    if DEVICE.type == "cuda":
+        peak = peak_memory_above(fn, DEVICE)
+    else:
+        peak = peak_memory_in_subprocess("bench.bench_patches:make_case", impl=impl, batch=batch, size=size, backward=backward)
+    benchmark.extra_info.update(
+        impl=impl, batch=batch, size=size, backward=backward, pairs=pairs, peak_bytes=peak, **environment()
+    )
+    benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1)
+    benchmark.extra_info["pairs_per_s"] = pairs / benchmark.stats.stats.mean
+
+
+@pytest.mark.parametrize("impl", ["torch", "triton", "dense"])
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "forward+backward"])
+def bench_rasterize_patches(benchmark, impl, config, backward):
+    benchmark.group = f"rasterize_patches {config} {'forward+backward' if backward else 'forward'}"
+    batch, size = CONFIGS[config]
+    _run(benchmark, impl, batch, size, backward, rounds=3 if impl == "dense" else 10)
+
+
+@pytest.mark.parametrize("impl", ["torch", "triton", "dense"])
+@pytest.mark.parametrize("size", [64, 128, 256, 512])
+def bench_rasterize_patches_sweep(benchmark, impl, size):
+    """Forward+backward of one image against its size: a data series for the plot."""
+    if impl == "dense" and size > 256:
+        pytest.skip("the dense baseline at 512x512 materialises 430 MB per pair tensor; the sweep stops at 256")
+    benchmark.group = "rasterize_patches sweep forward+backward"
+    _run(benchmark, impl, 1, size, True, rounds=3 if impl == "dense" else 5)
+
+
+def bench_resource_report(benchmark, tmp_path):
+    """Ahead-of-time compile of every kernel for sm_80 and sm_90 (timed), with the ptxas
+    resource report attached to the result."""
+    out = tmp_path / "aot.json"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    cmd = [sys.executable, "-m", "tritonsplat.aot", "--json", str(out)]
+    benchmark.pedantic(lambda: subprocess.run(cmd, env=env, check=True, capture_output=True), rounds=1)
+    benchmark.extra_info.update(resources=json.loads(out.read_text()), **environment())

@@ -76,7 +76,9 @@ def _run(benchmark, impl: str, batch: int, size: int, backward: bool, rounds: in
     if DEVICE.type == "cuda":
         peak = peak_memory_above(fn, DEVICE)
     else:
-        peak = peak_memory_in_subprocess("bench.bench_patches:make_case", impl=impl, batch=batch, size=size, backward=backward)
+        peak = peak_memory_in_subprocess(
+            "bench.bench_patches:make_case", impl=impl, batch=batch, size=size, backward=backward
+        )
     benchmark.extra_info.update(
         impl=impl, batch=batch, size=size, backward=backward, pairs=pairs, peak_bytes=peak, **environment()
     )

@@ -18,7 +18,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tritonsplat.aot import KernelReport, markdown as resources_markdown  # noqa: E402
+from tritonsplat.aot import KernelReport  # noqa: E402
+from tritonsplat.aot import markdown as resources_markdown
 
 from .roofline import markdown as roofline_markdown  # noqa: E402
 
@@ -49,7 +50,8 @@ def _environment(data: dict) -> str:
 
 def timing_table(rows: list[dict]) -> str:
     lines = [
-        "| benchmark | impl | mean (ms) | std (ms) | rounds | pairs/s | peak memory above inputs (MB) | speed-up over dense |",
+        "| benchmark | impl | mean (ms) | std (ms) | rounds | pairs/s | peak memory above inputs (MB) "
+        "| speed-up over dense |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     by_group = defaultdict(list)

@@ -30,7 +30,9 @@ def test_covariance_is_l_lt():
 def test_conic_is_the_inverse_covariance():
     chol = _random_cholesky()
     conic = _matrix(ts.conic_from_cholesky(chol))
-    torch.testing.assert_close(conic @ _matrix(ts.covariance_from_cholesky(chol)), torch.eye(2).double().expand(50, 2, 2))
+    torch.testing.assert_close(
+        conic @ _matrix(ts.covariance_from_cholesky(chol)), torch.eye(2).double().expand(50, 2, 2)
+    )
 
 
 @pytest.mark.parametrize("form", ["covariance", "conic"])
@@ -53,7 +55,9 @@ def test_scale_rotation_round_trip():
     s2, a2 = ts.scale_rotation_from_cholesky(chol)
     torch.testing.assert_close(s2, scale)
     # the angle of an isotropic Gaussian is arbitrary; the others come back modulo pi
-    torch.testing.assert_close(torch.remainder(a2[:2] - angle[:2] + math.pi / 2, math.pi) - math.pi / 2, torch.zeros(2).double())
+    torch.testing.assert_close(
+        torch.remainder(a2[:2] - angle[:2] + math.pi / 2, math.pi) - math.pi / 2, torch.zeros(2).double()
+    )
 
 
 @pytest.mark.parametrize(

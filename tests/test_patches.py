@@ -52,7 +52,9 @@ def test_torch_path_matches_dense_float64(mode, window, overlap):
     inputs = _inputs(field, mode, use_opacity=True)
     kw = dict(patch_size=8, overlap=overlap, mode=mode, window=window, alpha_max=0.95, alpha_min=0.02)
     upstream = torch.randn(2, 3, 16, 24, dtype=torch.float64)
-    out, grads = _forward_and_grads(lambda *a, **k: ts.rasterize_patches(*a, backend="torch", **k), inputs, upstream, **kw)
+    out, grads = _forward_and_grads(
+        lambda *a, **k: ts.rasterize_patches(*a, backend="torch", **k), inputs, upstream, **kw
+    )
     ref, ref_grads = _forward_and_grads(rasterize_patches_dense, inputs, upstream, **kw)
     _compare(out, grads, ref, ref_grads)
 
@@ -66,7 +68,9 @@ def test_torch_path_alpha_mode_opaque_gaussians():
     inputs = _inputs(field, "alpha", use_opacity=True)
     kw = dict(patch_size=4, mode="alpha")
     upstream = torch.randn(1, 3, 4, 8, dtype=torch.float64)
-    out, grads = _forward_and_grads(lambda *a, **k: ts.rasterize_patches(*a, backend="torch", **k), inputs, upstream, **kw)
+    out, grads = _forward_and_grads(
+        lambda *a, **k: ts.rasterize_patches(*a, backend="torch", **k), inputs, upstream, **kw
+    )
     ref, ref_grads = _forward_and_grads(rasterize_patches_dense, inputs, upstream, **kw)
     assert all(torch.isfinite(g).all() for g in grads if g is not None)
     _compare(out, grads, ref, ref_grads)

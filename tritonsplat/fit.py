@@ -91,7 +91,7 @@ def fit(image: torch.Tensor, patch_size: int, per_patch: int, overlap: int, step
     history = []
     start = time.perf_counter()
     bar = tqdm(range(steps), desc="fit", unit="step", mininterval=1.0)
-    for step in bar:
+    for _ in bar:
         out = field()
         loss = F.mse_loss(out, image)
         opt.zero_grad(set_to_none=True)
@@ -122,8 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--size: expected a multiple of --patch-size ({args.patch_size}), got {args.size}")
     path = args.image or default_image()
     image = load_image(path, args.size)
-    print(f"fitting {path} at {args.size}x{args.size}: {args.gaussians_per_patch} Gaussians per {args.patch_size}px patch")
-    out, history, wall = fit(image, args.patch_size, args.gaussians_per_patch, args.overlap, args.steps, args.lr, args.seed)
+    print(
+        f"fitting {path} at {args.size}x{args.size}: {args.gaussians_per_patch} Gaussians per {args.patch_size}px patch"
+    )
+    out, history, wall = fit(
+        image, args.patch_size, args.gaussians_per_patch, args.overlap, args.steps, args.lr, args.seed
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     _save(args.out, image, out, history)
     result = dict(

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from ..reference import patches as torch_impl
 
+
 def _backend(name: str):
     if name == "triton":
         from ..kernels import patches as triton_impl  # imported lazily: triton is optional at import

@@ -29,6 +29,7 @@ its gradient from a back-to-front recurrence, exact with no division by 1 - alph
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 from torch import Tensor
@@ -112,6 +113,9 @@ def _alpha(g: Tensor, opacity: Tensor | None, alpha_max: float, alpha_min: float
     return torch.where(alpha < alpha_min, torch.zeros_like(alpha), alpha) if alpha_min > 0 else alpha
 
 
+_WORKSPACE = threading.local()
+
+
 class _Layout:
     """Shapes and the feathering of one call: canvases are [B*Hp*Wp, C, S*S] here."""
 
@@ -124,18 +128,19 @@ class _Layout:
         w = ty[:, None, :, None] * tx[None, :, None, :]  # [Hp, Wp, S, S]
         self.weight = w.reshape(1, self.hp * self.wp, 1, self.s * self.s)
         self.chunk = max(1, CHUNK_ELEMENTS // max(1, self.k * self.s * self.s))
-        self._buffers: dict[str, Tensor] = {}
         self._like = colors
 
     def buffer(self, name: str, shape: tuple[int, ...]) -> Tensor:
-        """A chunk-sized scratch tensor reused across chunks: allocating 4 MiB per chunk
-        made the kernel map and fault in fresh pages every time (half the run time was
-        system time, measured)."""
+        """A chunk-sized scratch tensor, reused across chunks and calls (one set per thread
+        and device/dtype). Allocating 4 MiB per chunk made the kernel map and fault in
+        fresh pages every time: half the run time was system time (measured)."""
         numel = shape[0] * shape[1] * shape[2]
-        buf = self._buffers.get(name)
+        cache = _WORKSPACE.__dict__.setdefault("buffers", {})
+        key = (name, self._like.device, self._like.dtype)
+        buf = cache.get(key)
         if buf is None or buf.numel() < numel:
-            buf = self._like.new_empty(max(numel, self.chunk * shape[1] * shape[2]))
-            self._buffers[name] = buf
+            buf = self._like.new_empty(max(numel, CHUNK_ELEMENTS))
+            cache[key] = buf
         return buf[:numel].view(shape)
 
     def to_image(self, canvas: Tensor) -> Tensor:  # [n, C, S*S] -> [B, C, H, W]

@@ -18,6 +18,7 @@ import torch
 
 import tritonsplat as ts
 from tritonsplat.reference.dense import rasterize_patches_dense
+from tritonsplat.reference.patches import release_workspace
 from tritonsplat.testing import random_patch_field
 
 from .common import environment, peak_memory_above, peak_memory_in_subprocess
@@ -49,9 +50,19 @@ def _call(impl: str, field: dict, backward: bool):
     return fwd_bwd
 
 
-def make_case(impl: str, batch: int, size: int, backward: bool):
-    """The benchmarked callable, rebuilt the same way where memory is measured."""
-    return _sync(_call(impl, _field(batch, size), backward))
+def make_case(impl: str, batch: int, size: int, backward: bool, cold: bool = False):
+    """The benchmarked callable, rebuilt the same way where memory is measured. `cold`
+    frees the torch path's reusable workspace before every call, so that a memory
+    measurement counts it."""
+    fn = _sync(_call(impl, _field(batch, size), backward))
+    if not cold:
+        return fn
+
+    def cold_call():
+        release_workspace()
+        fn()
+
+    return cold_call
 
 
 def _sync(fn):

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 import tritonsplat as ts
+from tritonsplat.reference.common import release_workspace
 from tritonsplat.reference.dense import rasterize_patches_dense
-from tritonsplat.reference.patches import release_workspace
 from tritonsplat.testing import random_patch_field
 
 from .common import environment, peak_memory_above, peak_memory_in_subprocess

@@ -1,7 +1,7 @@
 """tritonsplat: a differentiable 2D Gaussian splatting rasterizer with fused Triton kernels
 and a fast PyTorch path (see DESIGN.md)."""
 
-from .api import rasterize_patches
+from .api import gaussians_at, rasterize, rasterize_patches
 from .params import (
     cholesky_from_conic,
     cholesky_from_covariance,
@@ -13,6 +13,8 @@ from .params import (
 
 __all__ = [
     "rasterize_patches",
+    "rasterize",
+    "gaussians_at",
     "cholesky_from_conic",
     "cholesky_from_covariance",
     "cholesky_from_scale_rotation",

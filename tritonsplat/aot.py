@@ -59,36 +59,43 @@ def _ptxas_usage(ptx: str, arch: int) -> tuple[int, int, int]:
     return regs, stores, loads
 
 
+def _signature(fn, constexprs: dict, pointer_types: dict | None = None) -> dict:
+    """Triton signature of a kernel from its parameter names: `*_ptr` are float32 pointers
+    unless `pointer_types` says otherwise, `alpha_*` are floats, other arguments int32."""
+    sig = {}
+    for name in fn.arg_names:
+        if name in constexprs:
+            sig[name] = "constexpr"
+        elif name.endswith("_ptr"):
+            sig[name] = (pointer_types or {}).get(name, "*fp32")
+        elif name.startswith("alpha_"):
+            sig[name] = "fp32"
+        else:
+            sig[name] = "i32"
+    return sig
+
+
 def kernel_specs():
-    """(name, config label, jit function, signature, constexprs, num_warps) for the kernels
-    at the configurations the project ships: the paper's (P=16, overlap 1, C=3, "sum") and
-    one of each other mode, with opacity."""
+    """(name, config label, jit function, signature, constexprs, num_warps) for every kernel
+    at the configurations the project ships: the paper's patches (P=16, overlap 1, C=3) and
+    16 x 16 tiles, in "sum" and in each other mode with opacity."""
+    from .kernels import free as kf
     from .kernels import patches as kp
 
-    ptrs_fwd = ["means_ptr", "chol_ptr", "colors_ptr", "opacity_ptr", "bg_ptr", "wy_ptr", "wx_ptr", "out_ptr"]
-    ints_fwd = ["K", "C", "HP", "WP", "s_ob", "s_oc", "s_or", "s_os", "s_ou", "s_ov"]
-    ptrs_bwd = [
-        "grad_ptr", "means_ptr", "chol_ptr", "colors_ptr", "opacity_ptr", "bg_ptr", "wy_ptr", "wx_ptr",
-        "d_means_ptr", "d_chol_ptr", "d_colors_ptr", "d_opacity_ptr", "d_bg_ptr", "trans_ptr",
-    ]  # fmt: skip
-    ints_bwd = ["K", "C", "HP", "WP"]
-    configs = [
-        ("sum", dict(HAS_OPACITY=False, HAS_BG=False)),
-        ("alpha", dict(HAS_OPACITY=True, HAS_BG=True)),
-        ("normalized", dict(HAS_OPACITY=True, HAS_BG=False)),
-    ]
-    for mode, flags in configs:
-        label = f"{mode} P16 o1 C3" + " +opacity" * flags["HAS_OPACITY"] + " +bg" * flags["HAS_BG"]
-        for name, fn, ptrs, ints, backward in (
-            ("patches_fwd", kp._patches_fwd_kernel, ptrs_fwd, ints_fwd, False),
-            ("patches_bwd", kp._patches_bwd_kernel, ptrs_bwd, ints_bwd, True),
+    for mode, has_opacity, has_bg in (("sum", False, False), ("alpha", True, True), ("normalized", True, False)):
+        flags = dict(MODE=kp.MODE_IDS[mode], HAS_OPACITY=has_opacity, HAS_BG=has_bg)
+        suffix = " +opacity" * has_opacity + " +bg" * has_bg
+        for name, fn, backward, const, pointer_types, label in (
+            ("patches_fwd", kp._patches_fwd_kernel, False, dict(P=16, OVERLAP=1, S=18), None, "P16 o1 C3"),
+            ("patches_bwd", kp._patches_bwd_kernel, True, dict(P=16, OVERLAP=1, S=18), None, "P16 o1 C3"),
+            ("free_fwd", kf._free_fwd_kernel, False, dict(TILE=16), kf.POINTER_TYPES, "tile 16 C3"),
+            ("free_bwd", kf._free_bwd_kernel, True, dict(TILE=16), kf.POINTER_TYPES, "tile 16 C3"),
         ):
-            cfg = kp.launch_config(18 * 18, 3, mode, backward=backward)
+            pixels = 18 * 18 if name.startswith("patches") else 16 * 16
+            cfg = (kp.launch_config if name.startswith("patches") else kf.launch_config)(pixels, 3, mode, backward)
             num_warps = cfg.pop("num_warps")
-            sig = {p: "*fp32" for p in ptrs} | {i: "i32" for i in ints} | {"alpha_max": "fp32", "alpha_min": "fp32"}
-            const = dict(P=16, OVERLAP=1, S=18, MODE=kp.MODE_IDS[mode], **flags, **cfg)
-            sig |= {k: "constexpr" for k in const}
-            yield name, label, fn, sig, const, num_warps
+            const = dict(const, **flags, **cfg)
+            yield name, f"{mode} {label}{suffix}", fn, _signature(fn, const, pointer_types), const, num_warps
 
 
 def compile_all() -> list[KernelReport]:

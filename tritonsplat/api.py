@@ -8,7 +8,10 @@ import torch
 from torch import Tensor
 
 from . import _checks as chk
+from .binning import support_radius
+from .ops.free import rasterize_op
 from .ops.patches import rasterize_patches_op
+from .params import conic_from_cholesky
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
@@ -23,6 +26,41 @@ def resolve_backend(backend: str, device: torch.device) -> str:
             "or TRITON_INTERPRET=1 in the environment before tritonsplat is imported (slow; for tests)"
         )
     return backend
+
+
+def _check_gaussians(means, cholesky, colors, opacity, lead: int) -> None:
+    """Shapes of the four per-Gaussian tensors, whose first `lead` axes index Gaussians."""
+    chk.check_tensor("means", means, (None,) * lead + (2,))
+    dims = tuple(means.shape[:-1])
+    chk.check_tensor("cholesky", cholesky, dims + (3,))
+    chk.check_tensor("colors", colors, dims + (None,))
+    if opacity is not None:
+        chk.check_tensor("opacity", opacity, dims)
+
+
+def _check_and_prepare(means, cholesky, colors, opacity, background, mode, alpha_max, alpha_min, backend):
+    """The checks both rasterizers share; returns the resolved backend and the contiguous
+    tensors."""
+    chk.check_choice("mode", mode, chk.MODES)
+    chk.check_scalars(alpha_max=alpha_max, alpha_min=alpha_min)
+    if background is not None:
+        if mode != "alpha":
+            raise ValueError(f"background: only used by mode='alpha', got it with mode={mode!r}")
+        chk.check_tensor("background", background, (colors.shape[-1],))
+    tensors = dict(cholesky=cholesky, colors=colors, opacity=opacity, background=background)
+    chk.check_same_device_dtype("means", means, **tensors)
+    chk.check_finite(means=means, **tensors)
+    chk.check_cholesky_diagonal("cholesky", cholesky)
+    backend = resolve_backend(backend, means.device)
+    if backend == "triton" and means.dtype != torch.float32:
+        raise TypeError(f"means: backend='triton' takes float32, got {means.dtype} (use backend='torch')")
+    contiguous = [None if t is None else t.contiguous() for t in (means, cholesky, colors, opacity, background)]
+    return backend, contiguous
+
+
+def _positive_int(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
 
 
 def rasterize_patches(
@@ -48,32 +86,71 @@ def rasterize_patches(
     overlap, pixels are the `window`-weighted mean of the patches covering them.
     See DESIGN.md sections 1-3 for the maths of each `mode` and `window`.
     """
-    chk.check_tensor("means", means, (None, None, None, None, 2))
-    b, hp, wp, k, _ = means.shape
-    chk.check_tensor("cholesky", cholesky, (b, hp, wp, k, 3))
-    chk.check_tensor("colors", colors, (b, hp, wp, k, None))
-    if opacity is not None:
-        chk.check_tensor("opacity", opacity, (b, hp, wp, k))
-    if not isinstance(patch_size, int) or patch_size < 1:
-        raise ValueError(f"patch_size: expected a positive int, got {patch_size!r}")
+    _check_gaussians(means, cholesky, colors, opacity, lead=4)
+    _positive_int("patch_size", patch_size)
     if not isinstance(overlap, int) or not 0 <= overlap <= patch_size // 2:
         raise ValueError(f"overlap: expected an int in [0, patch_size // 2 = {patch_size // 2}], got {overlap!r}")
-    chk.check_choice("mode", mode, chk.MODES)
     chk.check_choice("window", window, chk.WINDOWS)
-    chk.check_scalars(alpha_max=alpha_max, alpha_min=alpha_min)
-    if background is not None:
-        if mode != "alpha":
-            raise ValueError(f"background: only used by mode='alpha', got it with mode={mode!r}")
-        chk.check_tensor("background", background, (colors.shape[-1],))
-    chk.check_same_device_dtype(
-        "means", means, cholesky=cholesky, colors=colors, opacity=opacity, background=background
+    backend, tensors = _check_and_prepare(
+        means, cholesky, colors, opacity, background, mode, alpha_max, alpha_min, backend
     )
-    chk.check_finite(means=means, cholesky=cholesky, colors=colors, opacity=opacity, background=background)
-    chk.check_cholesky_diagonal("cholesky", cholesky)
-    backend = resolve_backend(backend, means.device)
-    if backend == "triton" and means.dtype != torch.float32:
-        raise TypeError(f"means: backend='triton' takes float32, got {means.dtype} (use backend='torch')")
-    contiguous = [None if t is None else t.contiguous() for t in (means, cholesky, colors, opacity, background)]
     return rasterize_patches_op(
-        *contiguous, patch_size, overlap, mode, window, float(alpha_max), float(alpha_min), backend
+        *tensors, patch_size, overlap, mode, window, float(alpha_max), float(alpha_min), backend
     )
+
+
+def rasterize(
+    means: Tensor,  # [B, N, 2] image (x, y) in pixels
+    cholesky: Tensor,  # [B, N, 3] (l11, l21, l22)
+    colors: Tensor,  # [B, N, C]
+    opacity: Tensor | None = None,  # [B, N]
+    *,
+    height: int,
+    width: int,
+    mode: str = "sum",
+    tile_size: int = 16,
+    alpha_max: float = 1.0,
+    alpha_min: float = 0.0,
+    background: Tensor | None = None,  # [C], mode "alpha" only
+    backend: str = "auto",
+) -> Tensor:  # [B, C, H, W]
+    """Render N free 2D Gaussians per image (DESIGN.md section 4).
+
+    Each Gaussian contributes only inside its 3-sigma ellipse (alpha = 0 where q > 9) and
+    where its alpha reaches `alpha_min`. Gaussians are binned into `tile_size` tiles for
+    speed, with no cap on how many a tile holds, so the image does not depend on
+    `tile_size`. Gaussians partly or wholly off the image are fine; N may be 0.
+    """
+    _check_gaussians(means, cholesky, colors, opacity, lead=2)
+    _positive_int("height", height)
+    _positive_int("width", width)
+    _positive_int("tile_size", tile_size)
+    backend, tensors = _check_and_prepare(
+        means, cholesky, colors, opacity, background, mode, alpha_max, alpha_min, backend
+    )
+    return rasterize_op(*tensors, height, width, mode, tile_size, float(alpha_max), float(alpha_min), backend)
+
+
+def gaussians_at(
+    means: Tensor,  # [N, 2] image (x, y) in pixels, one image
+    cholesky: Tensor,  # [N, 3]
+    pixels: Tensor,  # [M, 2] integer (row, column)
+    opacity: Tensor | None = None,  # [N]
+    *,
+    alpha_max: float = 1.0,
+    alpha_min: float = 0.0,
+) -> list[Tensor]:
+    """Which Gaussians touch each pixel under `rasterize`'s rules (alpha > 0 there: inside
+    the 3-sigma ellipse and at or above `alpha_min`), as one int64 tensor of indices per
+    pixel, in compositing order. For a batch, call it per image."""
+    _check_gaussians(means, cholesky, means[..., :1], opacity, lead=1)
+    chk.check_tensor("pixels", pixels, (None, 2))
+    chk.check_scalars(alpha_max=alpha_max, alpha_min=alpha_min)
+    with torch.no_grad():
+        centre = pixels.to(means.dtype).flip(-1) + 0.5  # (row, col) -> (x, y) centre
+        d = centre[:, None, :] - means[None, :, :]  # [M, N, 2]
+        a, b, c = conic_from_cholesky(cholesky).unbind(-1)
+        q = a * d[..., 0] ** 2 + 2 * b * d[..., 0] * d[..., 1] + c * d[..., 1] ** 2
+        r = support_radius(opacity, means.shape[:1], alpha_min, means.device, means.dtype)
+        touch = (q <= r * r) & (r > 0)
+        return [torch.nonzero(row).reshape(-1) for row in touch]

@@ -39,38 +39,12 @@ import triton.language as tl
 from torch import Tensor
 
 from ..feather import feather_tables, fold_canvases
+from .common import backward_chunk, render_chunk
 
 MODE_IDS = {"sum": 0, "alpha": 1, "normalized": 2}
-LOG2E = 1.4426950408889634
 
 
-# ----------------------------------------------------------------------------- helpers
-
-
-@triton.jit
-def _mul(a, b):
-    return a * b
-
-
-@triton.jit
-def _prefix_products(a1, e1, a2, e2):
-    """Combine for an associative scan carrying (inclusive, exclusive) products: a segment's
-    exclusive product is that of all but its last element, so no division is needed."""
-    return a1 * a2, a1 * e2
-
-
-@triton.jit
-def _behind_composite(a_late, b_late, xa_late, xb_late, a_early, b_early, xa_early, xb_early):
-    """Combine for the reverse scan of the affine maps f_k(A) = a_k A + b_k (a = 1 - alpha,
-    b = alpha c.g): (a, b) composes the whole segment, (xa, xb) all of it but its first
-    Gaussian, so at k it gives the composite of the Gaussians behind k. A reverse scan hands
-    the later segment first."""
-    return (
-        a_early * a_late,
-        a_early * b_late + b_early,
-        xa_early * a_late,
-        xa_early * b_late + xb_early,
-    )
+# ----------------------------------------------------------------------------- kernels
 
 
 @triton.jit
@@ -83,38 +57,8 @@ def _canvas_pixels(p0, S: tl.constexpr, OVERLAP: tl.constexpr, BLOCK_PIX: tl.con
 
 
 @triton.jit
-def _load_gaussians(means_ptr, chol_ptr, opacity_ptr, gbase, kk, kmask, HAS_OPACITY: tl.constexpr):
-    """Means, inverse diagonal of the Cholesky factor and opacity of a block of Gaussians."""
-    mx = tl.load(means_ptr + (gbase + kk) * 2, mask=kmask, other=0.0)
-    my = tl.load(means_ptr + (gbase + kk) * 2 + 1, mask=kmask, other=0.0)
-    l11 = tl.load(chol_ptr + (gbase + kk) * 3, mask=kmask, other=1.0)
-    l21 = tl.load(chol_ptr + (gbase + kk) * 3 + 1, mask=kmask, other=0.0)
-    l22 = tl.load(chol_ptr + (gbase + kk) * 3 + 2, mask=kmask, other=1.0)
-    if HAS_OPACITY:
-        op = tl.load(opacity_ptr + gbase + kk, mask=kmask, other=0.0)
-    else:
-        op = tl.full(kk.shape, 1.0, tl.float32)
-    return mx, my, 1.0 / l11, l21, 1.0 / l22, op
-
-
-@triton.jit
-def _evaluate(tx, ty, mx, my, i11, l21, i22, op, kmask, alpha_max, alpha_min):
-    """[BLOCK_PIX, BLOCK_K] tiles u, v, G, o*G and alpha (0 for padding Gaussians)."""
-    u = (tx[:, None] - mx[None, :]) * i11[None, :]
-    v = (ty[:, None] - my[None, :] - l21[None, :] * u) * i22[None, :]
-    g = tl.exp2((u * u + v * v) * (-0.5 * 1.4426950408889634))
-    a = g * op[None, :]
-    alpha = tl.minimum(a, alpha_max)
-    alpha = tl.where((alpha >= alpha_min) & kmask[None, :], alpha, 0.0)
-    return u, v, g, a, alpha
-
-
-@triton.jit
 def _feather_weight(wy_ptr, wx_ptr, u, v, row, col, pmask, S: tl.constexpr):
     return tl.load(wy_ptr + u * S + row, mask=pmask, other=0.0) * tl.load(wx_ptr + v * S + col, mask=pmask, other=0.0)
-
-
-# ----------------------------------------------------------------------------- forward
 
 
 @triton.jit
@@ -127,236 +71,70 @@ def _patches_fwd_kernel(
     wy_ptr,  # [Hp, S] feathering table, rows
     wx_ptr,  # [Wp, S] feathering table, columns
     out_ptr,  # canvases, addressed by the six strides below
-    K,
-    C,
-    HP,
-    WP,
-    s_ob,
-    s_oc,
-    s_or,
-    s_os,
-    s_ou,
-    s_ov,
-    alpha_max,
-    alpha_min,
-    P: tl.constexpr,
-    OVERLAP: tl.constexpr,
-    S: tl.constexpr,
-    MODE: tl.constexpr,
-    HAS_OPACITY: tl.constexpr,
-    HAS_BG: tl.constexpr,
-    BLOCK_PIX: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-    BLOCK_C: tl.constexpr,
-):
+    K, C, HP, WP,
+    s_ob, s_oc, s_or, s_os, s_ou, s_ov,
+    alpha_max, alpha_min,
+    P: tl.constexpr, OVERLAP: tl.constexpr, S: tl.constexpr, MODE: tl.constexpr,
+    HAS_OPACITY: tl.constexpr, HAS_BG: tl.constexpr,
+    BLOCK_PIX: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_C: tl.constexpr,
+):  # fmt: skip
     n = tl.program_id(0).to(tl.int64)
     b = n // (HP * WP)
     u_patch = (n // WP) % HP
     v_patch = n % WP
-    gbase = n * K
     cc = tl.arange(0, BLOCK_C)
-    cmask = cc < C
     for p0 in range(0, S * S, BLOCK_PIX):
         pix, row, col, tx, ty = _canvas_pixels(p0, S, OVERLAP, BLOCK_PIX)
         pmask = pix < S * S
-        acc = tl.zeros((BLOCK_PIX, BLOCK_C), tl.float32)
-        den = tl.zeros((BLOCK_PIX,), tl.float32)
-        trans = tl.full((BLOCK_PIX,), 1.0, tl.float32)
-        for k0 in range(0, K, BLOCK_K):
-            kk = k0 + tl.arange(0, BLOCK_K)
-            kmask = kk < K
-            mx, my, i11, l21, i22, op = _load_gaussians(means_ptr, chol_ptr, opacity_ptr, gbase, kk, kmask, HAS_OPACITY)
-            _, _, _, _, alpha = _evaluate(tx, ty, mx, my, i11, l21, i22, op, kmask, alpha_max, alpha_min)
-            colors = tl.load(
-                colors_ptr + (gbase + kk[:, None]) * C + cc[None, :], mask=kmask[:, None] & cmask[None, :], other=0.0
-            )
-            if MODE == 1:
-                _, before = tl.associative_scan(
-                    (1.0 - alpha, tl.full(alpha.shape, 1.0, tl.float32)), 1, _prefix_products
-                )
-                acc += tl.dot(alpha * before * trans[:, None], colors, input_precision="ieee")
-                trans = trans * tl.reduce(1.0 - alpha, 1, _mul)
-            else:
-                acc += tl.dot(alpha, colors, input_precision="ieee")
-                if MODE == 2:
-                    den += tl.sum(alpha, 1)
-        if MODE == 1:
-            if HAS_BG:
-                acc += trans[:, None] * tl.load(bg_ptr + cc, mask=cmask, other=0.0)[None, :]
-        if MODE == 2:
-            acc = acc / (den[:, None] + 1e-6)
+        acc = render_chunk(
+            tx, ty, n * K, K, means_ptr, means_ptr, chol_ptr, colors_ptr, opacity_ptr, bg_ptr, C,
+            alpha_max, alpha_min, MODE, HAS_OPACITY, HAS_BG, False, False, BLOCK_PIX, BLOCK_K, BLOCK_C,
+        )  # fmt: skip
         acc = acc * _feather_weight(wy_ptr, wx_ptr, u_patch, v_patch, row, col, pmask, S)[:, None]
         offs = b * s_ob + row[:, None] * s_or + col[:, None] * s_os + u_patch * s_ou + v_patch * s_ov
-        tl.store(out_ptr + offs + cc[None, :] * s_oc, acc, mask=pmask[:, None] & cmask[None, :])
-
-
-# ----------------------------------------------------------------------------- backward
-
-
-@triton.jit
-def _geometry_grads(d_a, u, v, g, a, l21, i11, i22):
-    """Per-Gaussian gradients (mean x, mean y, l11, l21, l22, opacity-times-o) from dL/d(o G).
-
-    With s = dL/dq * 2 = -dL/d(oG) * oG: dL/du = s u + (s v)(-l21 / l22), dL/dv = s v, and
-    u = dx / l11, v = (dy - l21 u) / l22 give the five pixel sums below."""
-    s = -d_a * a
-    su = s * u
-    sv = s * v
-    r_su = tl.sum(su, 0)
-    r_suu = tl.sum(su * u, 0)
-    r_sv = tl.sum(sv, 0)
-    r_svu = tl.sum(sv * u, 0)
-    r_svv = tl.sum(sv * v, 0)
-    k21 = l21 * i22
-    d_mx = -i11 * (r_su - k21 * r_sv)
-    d_l11 = -i11 * (r_suu - k21 * r_svu)
-    d_my = -i22 * r_sv
-    d_l21 = -i22 * r_svu
-    d_l22 = -i22 * r_svv
-    d_op = tl.sum(d_a * g, 0)
-    return d_mx, d_my, d_l11, d_l21, d_l22, d_op
-
-
-@triton.jit
-def _accumulate(ptr, offs, value, mask):
-    """Read-add-write of a gradient this program alone owns: no atomic needed."""
-    tl.store(ptr + offs, tl.load(ptr + offs, mask=mask, other=0.0) + value, mask=mask)
+        tl.store(out_ptr + offs + cc[None, :] * s_oc, acc, mask=pmask[:, None] & (cc < C)[None, :])
 
 
 @triton.jit
 def _patches_bwd_kernel(
     grad_ptr,  # [B, C, H, W] upstream gradient of the image
-    means_ptr,
-    chol_ptr,
-    colors_ptr,
-    opacity_ptr,
-    bg_ptr,
-    wy_ptr,
-    wx_ptr,
+    means_ptr, chol_ptr, colors_ptr, opacity_ptr, bg_ptr, wy_ptr, wx_ptr,
     d_means_ptr,  # [N, K, 2], zero-initialised
     d_chol_ptr,  # [N, K, 3]
     d_colors_ptr,  # [N, K, C]
     d_opacity_ptr,  # [N, K]
     d_bg_ptr,  # [N, C] per-patch partial sums
-    trans_ptr,  # [N, ceil(K / BLOCK_K), BLOCK_PIX] scratch: T at each block start (mode alpha)
-    K,
-    C,
-    HP,
-    WP,
-    alpha_max,
-    alpha_min,
-    P: tl.constexpr,
-    OVERLAP: tl.constexpr,
-    S: tl.constexpr,
-    MODE: tl.constexpr,
-    HAS_OPACITY: tl.constexpr,
-    HAS_BG: tl.constexpr,
-    BLOCK_PIX: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-    BLOCK_C: tl.constexpr,
-):
+    scratch_ptr,  # [N, ceil(K / BLOCK_K), BLOCK_PIX]: T at each block start (mode alpha)
+    K, C, HP, WP,
+    alpha_max, alpha_min,
+    P: tl.constexpr, OVERLAP: tl.constexpr, S: tl.constexpr, MODE: tl.constexpr,
+    HAS_OPACITY: tl.constexpr, HAS_BG: tl.constexpr,
+    BLOCK_PIX: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_C: tl.constexpr,
+):  # fmt: skip
     n = tl.program_id(0).to(tl.int64)
     b = n // (HP * WP)
     u_patch = (n // WP) % HP
     v_patch = n % WP
-    gbase = n * K
     height = HP * P
     width = WP * P
-    n_blocks = tl.cdiv(K, BLOCK_K)
     cc = tl.arange(0, BLOCK_C)
-    cmask = cc < C
-    if HAS_BG:
-        bg = tl.load(bg_ptr + cc, mask=cmask, other=0.0)
     for p0 in range(0, S * S, BLOCK_PIX):
         pix, row, col, tx, ty = _canvas_pixels(p0, S, OVERLAP, BLOCK_PIX)
         pmask = pix < S * S
         y = u_patch * P + row - OVERLAP
         x = v_patch * P + col - OVERLAP
         inside = pmask & (y >= 0) & (y < height) & (x >= 0) & (x < width)
-        wgt = _feather_weight(wy_ptr, wx_ptr, u_patch, v_patch, row, col, pmask, S)
-        gmask = inside[:, None] & cmask[None, :]
+        gmask = inside[:, None] & (cc < C)[None, :]
         grad = tl.load(
             grad_ptr + ((b * C + cc[None, :]) * height + y[:, None]) * width + x[:, None], mask=gmask, other=0.0
         )
-        grad = grad * wgt[:, None]  # dL/d(canvas) of this patch
-        # pass 1 (normalized, alpha): per-pixel statistics over all Gaussians
-        num = tl.zeros((BLOCK_PIX, BLOCK_C), tl.float32)
-        den = tl.zeros((BLOCK_PIX,), tl.float32)
-        trans = tl.full((BLOCK_PIX,), 1.0, tl.float32)
-        if MODE != 0:
-            for kb in range(0, n_blocks):
-                kk = kb * BLOCK_K + tl.arange(0, BLOCK_K)
-                kmask = kk < K
-                mx, my, i11, l21, i22, op = _load_gaussians(
-                    means_ptr, chol_ptr, opacity_ptr, gbase, kk, kmask, HAS_OPACITY
-                )
-                _, _, _, _, alpha = _evaluate(tx, ty, mx, my, i11, l21, i22, op, kmask, alpha_max, alpha_min)
-                if MODE == 1:
-                    tl.store(trans_ptr + (n * n_blocks + kb) * BLOCK_PIX + tl.arange(0, BLOCK_PIX), trans)
-                    trans = trans * tl.reduce(1.0 - alpha, 1, _mul)
-                else:
-                    colors = tl.load(
-                        colors_ptr + (gbase + kk[:, None]) * C + cc[None, :],
-                        mask=kmask[:, None] & cmask[None, :],
-                        other=0.0,
-                    )
-                    num += tl.dot(alpha, colors, input_precision="ieee")
-                    den += tl.sum(alpha, 1)
-        tl.debug_barrier()  # the scratch written above is read below by other threads
-        den = den + 1e-6
-        g_out = tl.sum(grad * num, 1) / den  # g . out (normalized)
-        behind = tl.zeros((BLOCK_PIX,), tl.float32)  # g . A: the composite behind (alpha)
-        if MODE == 1:
-            if HAS_BG:
-                behind = tl.sum(grad * bg[None, :], 1)
-                _accumulate(d_bg_ptr, n * C + cc, tl.sum(grad * trans[:, None], 0), cmask)
-        # pass 2: gradients, block by block (back to front for "alpha")
-        for i in range(0, n_blocks):
-            if MODE == 1:
-                kb = n_blocks - 1 - i
-            else:
-                kb = i
-            kk = kb * BLOCK_K + tl.arange(0, BLOCK_K)
-            kmask = kk < K
-            mx, my, i11, l21, i22, op = _load_gaussians(means_ptr, chol_ptr, opacity_ptr, gbase, kk, kmask, HAS_OPACITY)
-            u, v, g, a, alpha = _evaluate(tx, ty, mx, my, i11, l21, i22, op, kmask, alpha_max, alpha_min)
-            cofs = (gbase + kk[:, None]) * C + cc[None, :]
-            cm = kmask[:, None] & cmask[None, :]
-            colors = tl.load(colors_ptr + cofs, mask=cm, other=0.0)
-            beta = tl.dot(grad, tl.trans(colors), input_precision="ieee")  # c_k . g, [BLOCK_PIX, BLOCK_K]
-            if MODE == 0:
-                d_alpha = beta
-                weight = alpha
-            elif MODE == 2:
-                d_alpha = (beta - g_out[:, None]) / den[:, None]
-                weight = alpha / den[:, None]
-            else:
-                t0 = tl.load(trans_ptr + (n * n_blocks + kb) * BLOCK_PIX + tl.arange(0, BLOCK_PIX))
-                _, before = tl.associative_scan(
-                    (1.0 - alpha, tl.full(alpha.shape, 1.0, tl.float32)), 1, _prefix_products
-                )
-                t_k = before * t0[:, None]
-                one = tl.full(alpha.shape, 1.0, tl.float32)
-                zero = tl.zeros(alpha.shape, tl.float32)
-                ca, cb, xa, xb = tl.associative_scan(
-                    (1.0 - alpha, alpha * beta, one, zero), 1, _behind_composite, reverse=True
-                )
-                d_alpha = t_k * (beta - (xa * behind[:, None] + xb))
-                first = (tl.arange(0, BLOCK_K) == 0)[None, :]
-                behind = tl.sum(tl.where(first, ca * behind[:, None] + cb, 0.0), 1)
-                weight = alpha * t_k
-            _accumulate(d_colors_ptr, cofs, tl.dot(tl.trans(weight), grad, input_precision="ieee"), cm)
-            live = (a < alpha_max) & (a >= alpha_min)
-            d_a = tl.where(live & pmask[:, None], d_alpha, 0.0)
-            d_mx, d_my, d_l11, d_l21, d_l22, d_op = _geometry_grads(d_a, u, v, g, a, l21, i11, i22)
-            _accumulate(d_means_ptr, (gbase + kk) * 2, d_mx, kmask)
-            _accumulate(d_means_ptr, (gbase + kk) * 2 + 1, d_my, kmask)
-            _accumulate(d_chol_ptr, (gbase + kk) * 3, d_l11, kmask)
-            _accumulate(d_chol_ptr, (gbase + kk) * 3 + 1, d_l21, kmask)
-            _accumulate(d_chol_ptr, (gbase + kk) * 3 + 2, d_l22, kmask)
-            if HAS_OPACITY:
-                _accumulate(d_opacity_ptr, gbase + kk, d_op, kmask)
-        tl.debug_barrier()  # the next chunk reads back the gradients stored by this one
+        grad = grad * _feather_weight(wy_ptr, wx_ptr, u_patch, v_patch, row, col, pmask, S)[:, None]
+        backward_chunk(
+            grad, tx, ty, pmask, n * K, K, means_ptr, scratch_ptr, n * tl.cdiv(K, BLOCK_K),
+            means_ptr, chol_ptr, colors_ptr, opacity_ptr, bg_ptr,
+            d_means_ptr, d_chol_ptr, d_colors_ptr, d_opacity_ptr, d_bg_ptr + n * C, C, alpha_max, alpha_min,
+            MODE, HAS_OPACITY, HAS_BG, False, False, BLOCK_PIX, BLOCK_K, BLOCK_C,
+        )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- launchers

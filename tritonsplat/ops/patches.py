@@ -1,25 +1,12 @@
-"""`tritonsplat::rasterize_patches` and its backward as torch.library custom ops.
-
-Registered custom ops are opaque to torch.compile: a compiled model traces through them
-(with the fake implementations below giving output shapes) without a graph break, and the
-real implementation runs eagerly at run time. Inputs arrive checked and contiguous from
-`tritonsplat.api`.
-"""
+"""`tritonsplat::rasterize_patches` and its backward as torch.library custom ops. Inputs
+arrive checked and contiguous from `tritonsplat.api`."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from ..reference import patches as torch_impl
-
-
-def _backend(name: str):
-    if name == "triton":
-        from ..kernels import patches as triton_impl  # imported lazily: triton is optional at import
-
-        return triton_impl
-    return torch_impl
+from . import backend_module, empty_for_none, fake_grads, register_autograd
 
 
 @torch.library.custom_op("tritonsplat::rasterize_patches", mutates_args=())
@@ -37,7 +24,7 @@ def rasterize_patches_op(
     alpha_min: float,
     backend: str,
 ) -> Tensor:  # [B, C, Hp*P, Wp*P]
-    return _backend(backend).patches_forward(
+    return backend_module(backend, "patches").patches_forward(
         means, cholesky, colors, opacity, background, patch_size, overlap, mode, window, alpha_max, alpha_min
     )
 
@@ -64,50 +51,16 @@ def rasterize_patches_backward_op(
     alpha_min: float,
     backend: str,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    grads = _backend(backend).patches_backward(
-        grad_image.contiguous(),
-        means,
-        cholesky,
-        colors,
-        opacity,
-        background,
-        patch_size,
-        overlap,
-        mode,
-        window,
-        alpha_max,
-        alpha_min,
-    )
-    # a custom op cannot return None: absent gradients travel as (distinct) empty tensors
-    return tuple(means.new_empty(0) if g is None else g for g in grads)
+    grads = backend_module(backend, "patches").patches_backward(
+        grad_image.contiguous(), means, cholesky, colors, opacity, background,
+        patch_size, overlap, mode, window, alpha_max, alpha_min,
+    )  # fmt: skip
+    return empty_for_none(grads, means)
 
 
 @rasterize_patches_backward_op.register_fake
-def _(grad_image, means, cholesky, colors, opacity, background, *args):
-    empty = means.new_empty(0)
-    return (
-        torch.empty_like(means),
-        torch.empty_like(cholesky),
-        torch.empty_like(colors),
-        empty if opacity is None else torch.empty_like(opacity),
-        empty if background is None else torch.empty_like(background),
-    )
+def _(grad_image, means, cholesky, colors, opacity, background, *config):
+    return fake_grads(means, cholesky, colors, opacity, background)
 
 
-_CONFIG = ("patch_size", "overlap", "mode", "window", "alpha_max", "alpha_min", "backend")
-
-
-def _setup_context(ctx, inputs, output):
-    ctx.save_for_backward(*inputs[:5])
-    ctx.config = inputs[5:]
-
-
-def _backward(ctx, grad_image):
-    means, cholesky, colors, opacity, background = ctx.saved_tensors
-    grads = rasterize_patches_backward_op(grad_image, means, cholesky, colors, opacity, background, *ctx.config)
-    d_op = None if opacity is None else grads[3]
-    d_bg = None if background is None else grads[4]
-    return (grads[0], grads[1], grads[2], d_op, d_bg) + (None,) * len(_CONFIG)
-
-
-rasterize_patches_op.register_autograd(_backward, setup_context=_setup_context)
+register_autograd(rasterize_patches_op, rasterize_patches_backward_op)

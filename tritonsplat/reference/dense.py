@@ -35,11 +35,21 @@ def composite(alpha: Tensor, colors: Tensor, mode: str, background: Tensor | Non
 
 
 def gaussian_alpha(
-    dx: Tensor, dy: Tensor, cholesky: Tensor, opacity: Tensor | None, alpha_max: float, alpha_min: float
+    dx: Tensor,
+    dy: Tensor,
+    cholesky: Tensor,
+    opacity: Tensor | None,
+    alpha_max: float,
+    alpha_min: float,
+    cut: float | None = None,
 ) -> Tensor:
-    """dx, dy: [..., K, N] pixel minus mean; cholesky: [..., K, 3]; opacity: [..., K]."""
+    """dx, dy: [..., K, N] pixel minus mean; cholesky: [..., K, 3]; opacity: [..., K].
+    With `cut`, alpha = 0 where q > cut (the free rasterizer's 3-sigma ellipse, cut = 9)."""
     a, b, c = conic_from_cholesky(cholesky)[..., None, :].unbind(-1)  # each [..., K, 1]
-    g = torch.exp(-0.5 * (a * dx * dx + 2.0 * b * dx * dy + c * dy * dy))
+    q = a * dx * dx + 2.0 * b * dx * dy + c * dy * dy
+    g = torch.exp(-0.5 * q)
+    if cut is not None:
+        g = torch.where(q <= cut, g, torch.zeros_like(g))
     alpha = g if opacity is None else opacity[..., None] * g
     alpha = alpha.clamp(max=alpha_max)
     return torch.where(alpha < alpha_min, torch.zeros_like(alpha), alpha)
@@ -78,3 +88,27 @@ def rasterize_patches_dense(
     wcols = weight.reshape(1, s * s, 1).expand(1, s * s, hp * wp)
     den = F.fold(wcols, size, kernel_size=s, stride=p, padding=o)
     return num / den
+
+
+def rasterize_dense(
+    means: Tensor,  # [B, N, 2] image pixels
+    cholesky: Tensor,  # [B, N, 3]
+    colors: Tensor,  # [B, N, C]
+    opacity: Tensor | None = None,  # [B, N]
+    *,
+    height: int,
+    width: int,
+    mode: str = "sum",
+    alpha_max: float = 1.0,
+    alpha_min: float = 0.0,
+    background: Tensor | None = None,
+) -> Tensor:  # [B, C, H, W]
+    """DESIGN.md section 4 literally: every pixel against every Gaussian, 3-sigma cut."""
+    ys = torch.arange(height, device=means.device, dtype=means.dtype) + 0.5
+    xs = torch.arange(width, device=means.device, dtype=means.dtype) + 0.5
+    py, px = (t.reshape(-1) for t in torch.meshgrid(ys, xs, indexing="ij"))
+    dx = px - means[..., 0:1]  # [B, N, H*W]
+    dy = py - means[..., 1:2]
+    alpha = gaussian_alpha(dx, dy, cholesky, opacity, alpha_max, alpha_min, cut=9.0)
+    out = composite(alpha, colors, mode, background)  # [B, C, H*W]
+    return out.reshape(means.shape[0], colors.shape[-1], height, width)

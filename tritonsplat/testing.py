@@ -55,3 +55,42 @@ def random_patch_field(
     )
     out = dict(means=means, cholesky=chol, colors=rand(*shape, channels), opacity=rand(*shape) * 0.8 + 0.2)
     return {name: t.to(device=device, dtype=dtype).contiguous() for name, t in out.items()}
+
+
+def random_free_field(
+    batch: int,
+    n: int,
+    channels: int,
+    height: int,
+    width: int,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    sigma: tuple[float, float] = (0.5, 3.5),
+    margin: float = 5.0,
+) -> dict[str, Tensor]:
+    """N free Gaussians per image, means up to `margin` pixels beyond every edge, sigmas
+    (the Cholesky diagonal) in `sigma`, random shear, colors in [0, 1], opacity in [0.2, 1]."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def rand(*s):
+        return torch.rand(*s, generator=gen, dtype=torch.float64)
+
+    lo, hi = sigma
+    size = torch.tensor([width + 2 * margin, height + 2 * margin], dtype=torch.float64)
+    chol = torch.stack(
+        (
+            rand(batch, n) * (hi - lo) + lo,
+            torch.randn(batch, n, generator=gen, dtype=torch.float64) * 0.5 * lo,
+            rand(batch, n) * (hi - lo) + lo,
+        ),
+        dim=-1,
+    )
+    out = dict(
+        means=rand(batch, n, 2) * size - margin,
+        cholesky=chol,
+        colors=rand(batch, n, channels),
+        opacity=rand(batch, n) * 0.8 + 0.2,
+    )
+    return {name: t.to(device=device, dtype=dtype).contiguous() for name, t in out.items()}

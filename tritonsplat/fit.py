@@ -1,12 +1,15 @@
-"""Fit an image with 2D Gaussians by gradient descent through the rasterizer.
+"""Fit an image with 2D Gaussians by gradient descent through the rasterizer
+(GaussianImage-style: Cholesky covariance, colors, "sum" mode, Adam).
 
-    python -m tritonsplat.fit [IMAGE] [--size 256] [--steps 300] [--out runs/fit]
+    python -m tritonsplat.fit [IMAGE] [--num-gaussians 2000] [--steps 2000] [--out runs/fit]
 
-With no IMAGE it fits a photograph that ships with matplotlib. The patch rasterizer
-places `--gaussians-per-patch` Gaussians (a square number) on a grid in every
-`--patch-size` patch, renders them with `overlap` feathering, and Adam fits means,
-Cholesky factors and colors to the image. Writes the reconstruction (PNG), a
-PSNR-versus-step plot (PNG) and a JSON of the final PSNR, SSIM and wall time.
+With no IMAGE it fits a photograph that ships with matplotlib, resized to `--size`.
+`--rasterizer free` (the default) places N free Gaussians and renders them with
+`tritonsplat.rasterize`; `--rasterizer patches` puts `--gaussians-per-patch` on a grid in
+every patch and renders with `tritonsplat.rasterize_patches`. `--backend dense` renders
+with the literal maths instead (slow; to compare against). Writes the reconstruction and
+the target (PNG), a PSNR-versus-step plot (PNG) and result.json: final PSNR, SSIM and
+wall time.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .api import rasterize_patches
+from .api import rasterize, rasterize_patches
 from .metrics import psnr, ssim
+from .reference.dense import rasterize_dense, rasterize_patches_dense
 
 
 def default_image() -> Path:
@@ -50,10 +54,43 @@ def load_image(path: Path, size: int) -> torch.Tensor:  # -> [1, 3, size, size] 
     return F.interpolate(img, size=(size, size), mode="area").clamp(0, 1)
 
 
-class PatchField(torch.nn.Module):
-    """K Gaussians per patch on a sqrt(K) x sqrt(K) grid; positive-diagonal Cholesky."""
+def _cholesky(log_diag: torch.Tensor, offdiag: torch.Tensor) -> torch.Tensor:
+    diag = log_diag.exp()  # a positive diagonal: never a degenerate factor
+    return torch.stack((diag[..., 0], offdiag, diag[..., 1]), -1)
 
-    def __init__(self, image: torch.Tensor, patch_size: int, per_patch: int, overlap: int):
+
+class FreeField(torch.nn.Module):
+    """N free Gaussians, spread uniformly over the image."""
+
+    def __init__(self, image: torch.Tensor, n: int, backend: str, seed: int):
+        super().__init__()
+        _, c, h, w = image.shape
+        gen = torch.Generator().manual_seed(seed)
+        means = torch.rand(1, n, 2, generator=gen) * torch.tensor([w, h])
+        spacing = (h * w / n) ** 0.5
+        sigma = 0.6 * spacing
+        self.means = torch.nn.Parameter(means)
+        self.log_diag = torch.nn.Parameter(torch.full((1, n, 2), sigma).log())
+        self.offdiag = torch.nn.Parameter(torch.zeros(1, n))
+        # each Gaussian starts at the image's color under it, scaled for "sum" mode
+        ix = means[0, :, 0].long().clamp(0, w - 1)
+        iy = means[0, :, 1].long().clamp(0, h - 1)
+        cover = 2 * torch.pi * sigma**2 / spacing**2  # sum of G over one Gaussian's share
+        self.colors = torch.nn.Parameter((image[0, :, iy, ix].T / cover)[None].contiguous())
+        self.size, self.backend = (h, w), backend
+
+    def forward(self) -> torch.Tensor:
+        chol = _cholesky(self.log_diag, self.offdiag)
+        h, w = self.size
+        if self.backend == "dense":
+            return rasterize_dense(self.means, chol, self.colors, height=h, width=w)
+        return rasterize(self.means, chol, self.colors, height=h, width=w, backend=self.backend)
+
+
+class PatchField(torch.nn.Module):
+    """K Gaussians per patch on a sqrt(K) x sqrt(K) grid."""
+
+    def __init__(self, image: torch.Tensor, patch_size: int, per_patch: int, overlap: int, backend: str):
         super().__init__()
         side = round(per_patch**0.5)
         if side * side != per_patch:
@@ -65,41 +102,39 @@ class PatchField(torch.nn.Module):
         gy, gx = torch.meshgrid(t, t, indexing="ij")
         grid = torch.stack((gx.reshape(-1), gy.reshape(-1)), -1)
         self.means = torch.nn.Parameter(grid.expand(1, hp, wp, per_patch, 2).clone())
-        sigma = torch.full((1, hp, wp, per_patch), step * 0.6)
-        self.log_diag = torch.nn.Parameter(torch.stack((sigma, sigma), -1).log())
+        self.log_diag = torch.nn.Parameter(torch.full((1, hp, wp, per_patch, 2), step * 0.6).log())
         self.offdiag = torch.nn.Parameter(torch.zeros(1, hp, wp, per_patch))
         # start each Gaussian at the mean color of its patch, scaled for "sum" mode
         patch_mean = F.avg_pool2d(image, patch_size).permute(0, 2, 3, 1)[:, :, :, None, :]
-        cover = 2 * torch.pi * (step * 0.6) ** 2 / step**2  # sum of G over a grid cell
+        cover = 2 * torch.pi * (step * 0.6) ** 2 / step**2
         self.colors = torch.nn.Parameter((patch_mean / cover).expand(1, hp, wp, per_patch, c).clone())
-        self.patch_size, self.overlap = patch_size, overlap
+        self.kw = dict(patch_size=patch_size, overlap=overlap, mode="sum", window="box")
+        self.backend = backend
 
     def forward(self) -> torch.Tensor:
-        diag = self.log_diag.exp()
-        chol = torch.stack((diag[..., 0], self.offdiag, diag[..., 1]), -1)
-        return rasterize_patches(
-            self.means, chol, self.colors, patch_size=self.patch_size, overlap=self.overlap, mode="sum", window="box"
-        )
+        chol = _cholesky(self.log_diag, self.offdiag)
+        if self.backend == "dense":
+            return rasterize_patches_dense(self.means, chol, self.colors, **self.kw)
+        return rasterize_patches(self.means, chol, self.colors, backend=self.backend, **self.kw)
 
 
-def fit(image: torch.Tensor, patch_size: int, per_patch: int, overlap: int, steps: int, lr: float, seed: int):
+def fit(field: torch.nn.Module, image: torch.Tensor, steps: int, lr: float):
+    """Adam on every parameter of `field` against the MSE to `image`; returns the clamped
+    reconstruction, the PSNR of every step and the wall time."""
     from tqdm import tqdm
 
-    torch.manual_seed(seed)
-    field = PatchField(image, patch_size, per_patch, overlap)
     opt = torch.optim.Adam(field.parameters(), lr=lr)
     history = []
     start = time.perf_counter()
     bar = tqdm(range(steps), desc="fit", unit="step", mininterval=1.0)
     for _ in bar:
-        out = field()
-        loss = F.mse_loss(out, image)
+        loss = F.mse_loss(field(), image)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         value = float(10 * torch.log10(1 / loss.detach()))
         history.append(value)
-        bar.set_postfix(psnr=f"{value:.2f} dB")
+        bar.set_postfix(psnr=f"{value:.2f} dB", refresh=False)
     wall = time.perf_counter() - start
     with torch.no_grad():
         out = field().clamp(0, 1)
@@ -110,29 +145,37 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("image", nargs="?", type=Path, default=None, help="image file (default: a bundled photo)")
     parser.add_argument("--size", type=int, default=256, help="fit a centre crop resized to SIZE x SIZE")
+    parser.add_argument("--rasterizer", choices=("free", "patches"), default="free")
+    parser.add_argument("--num-gaussians", type=int, default=2000, help="free Gaussians")
     parser.add_argument("--patch-size", type=int, default=16)
     parser.add_argument("--gaussians-per-patch", type=int, default=100, help="a square number")
     parser.add_argument("--overlap", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument("--backend", choices=("auto", "torch", "triton", "dense"), default="auto")
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/fit"))
     args = parser.parse_args(argv)
-    if args.size % args.patch_size:
+    if args.rasterizer == "patches" and args.size % args.patch_size:
         parser.error(f"--size: expected a multiple of --patch-size ({args.patch_size}), got {args.size}")
+    if args.num_gaussians < 1 or args.steps < 1:
+        parser.error("--num-gaussians and --steps: expected positive integers")
     path = args.image or default_image()
     image = load_image(path, args.size)
-    print(
-        f"fitting {path} at {args.size}x{args.size}: {args.gaussians_per_patch} Gaussians per {args.patch_size}px patch"
-    )
-    out, history, wall = fit(
-        image, args.patch_size, args.gaussians_per_patch, args.overlap, args.steps, args.lr, args.seed
-    )
+    torch.manual_seed(args.seed)
+    if args.rasterizer == "free":
+        field = FreeField(image, args.num_gaussians, args.backend, args.seed)
+        count = args.num_gaussians
+    else:
+        field = PatchField(image, args.patch_size, args.gaussians_per_patch, args.overlap, args.backend)
+        count = (args.size // args.patch_size) ** 2 * args.gaussians_per_patch
+    print(f"fitting {path} at {args.size}x{args.size} with {count} Gaussians ({args.rasterizer}, {args.backend})")
+    out, history, wall = fit(field, image, args.steps, args.lr)
     args.out.mkdir(parents=True, exist_ok=True)
     _save(args.out, image, out, history)
     result = dict(
-        image=str(path), size=args.size, steps=args.steps, gaussians=int(out.shape[-1] // args.patch_size) ** 2
-        * args.gaussians_per_patch, psnr=float(psnr(out, image)), ssim=float(ssim(out, image)), wall_seconds=wall,
+        image=str(path), size=args.size, rasterizer=args.rasterizer, backend=args.backend, gaussians=count,
+        steps=args.steps, initial_psnr=history[0], psnr=float(psnr(out, image)), ssim=float(ssim(out, image)), wall_seconds=wall,
     )  # fmt: skip
     (args.out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))

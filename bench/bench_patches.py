@@ -2,8 +2,8 @@
 Triton kernels, at the paper's configuration and a training configuration, forward and
 forward+backward; plus a sweep over image sizes and the kernels' resource report.
 
-    pytest bench --benchmark-only --benchmark-json=bench/results/patches.json
-    python -m bench.report bench/results/patches.json
+    pytest bench --benchmark-only --benchmark-json=bench/results/bench.json
+    python -m bench.report bench/results/bench.json
 """
 
 from __future__ import annotations
@@ -17,63 +17,36 @@ import pytest
 import torch
 
 import tritonsplat as ts
-from tritonsplat.reference.common import release_workspace
 from tritonsplat.reference.dense import rasterize_patches_dense
 from tritonsplat.testing import random_patch_field
 
-from .common import environment, peak_memory_above, peak_memory_in_subprocess
+from .common import cold, environment, measure, synced
 
 P, K, OVERLAP, C = 16, 324, 1, 3  # the paper's patches: 18 x 18 Gaussians on 16 x 16 pixels
 CONFIGS = {"paper 1x256x256": (1, 256), "train 8x128x128": (8, 128)}
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _field(batch: int, size: int) -> dict:
+def make_case(impl: str, batch: int, size: int, backward: bool, cold_start: bool = False):
+    """The benchmarked callable, rebuilt the same way where memory is measured."""
     n = size // P
-    return random_patch_field(batch, n, n, K, C, P, overlap=OVERLAP, grid=True, device=DEVICE)
-
-
-def _call(impl: str, field: dict, backward: bool):
+    field = random_patch_field(batch, n, n, K, C, P, overlap=OVERLAP, grid=True, device=DEVICE)
     leaves = [field[k].detach().clone().requires_grad_(backward) for k in ("means", "cholesky", "colors")]
     kw = dict(patch_size=P, overlap=OVERLAP, mode="sum", window="box")
     if impl == "dense":
-        fn = lambda: rasterize_patches_dense(*leaves, **kw)  # noqa: E731
+        render = lambda: rasterize_patches_dense(*leaves, **kw)  # noqa: E731
     else:
-        fn = lambda: ts.rasterize_patches(*leaves, backend=impl, **kw)  # noqa: E731
-    if not backward:
-        return lambda: torch.no_grad()(fn)()
+        render = lambda: ts.rasterize_patches(*leaves, backend=impl, **kw)  # noqa: E731
 
-    def fwd_bwd():
-        out = fn()
+    def call():
+        if not backward:
+            with torch.no_grad():
+                return render()
+        out = render()
         torch.autograd.grad(out, leaves, torch.ones_like(out))
 
-    return fwd_bwd
-
-
-def make_case(impl: str, batch: int, size: int, backward: bool, cold: bool = False):
-    """The benchmarked callable, rebuilt the same way where memory is measured. `cold`
-    frees the torch path's reusable workspace before every call, so that a memory
-    measurement counts it."""
-    fn = _sync(_call(impl, _field(batch, size), backward))
-    if not cold:
-        return fn
-
-    def cold_call():
-        release_workspace()
-        fn()
-
-    return cold_call
-
-
-def _sync(fn):
-    if DEVICE.type != "cuda":
-        return fn
-
-    def synced():
-        fn()
-        torch.cuda.synchronize()
-
-    return synced
+    fn = synced(call, DEVICE)
+    return cold(fn) if cold_start else fn
 
 
 def _run(benchmark, impl: str, batch: int, size: int, backward: bool, rounds: int):
@@ -81,20 +54,9 @@ def _run(benchmark, impl: str, batch: int, size: int, backward: bool, rounds: in
         pytest.skip("the Triton kernels run only on a GPU (see the resource report for their sm_90 build)")
     if impl == "dense" and DEVICE.type == "cuda" and batch * size * size > 2**20:
         pytest.skip("the dense baseline would not fit")
-    fn = make_case(impl, batch, size, backward)
-    fn()  # warm-up (and Triton's compile)
     pairs = batch * (size // P) ** 2 * K * (P + 2 * OVERLAP) ** 2
-    if DEVICE.type == "cuda":
-        peak = peak_memory_above(fn, DEVICE)
-    else:
-        peak = peak_memory_in_subprocess(
-            "bench.bench_patches:make_case", impl=impl, batch=batch, size=size, backward=backward
-        )
-    benchmark.extra_info.update(
-        impl=impl, batch=batch, size=size, backward=backward, pairs=pairs, peak_bytes=peak, **environment()
-    )
-    benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1)
-    benchmark.extra_info["pairs_per_s"] = pairs / benchmark.stats.stats.mean
+    case = dict(impl=impl, batch=batch, size=size, backward=backward)
+    measure(benchmark, "bench.bench_patches:make_case", case, pairs, rounds, DEVICE)
 
 
 @pytest.mark.parametrize("impl", ["torch", "triton", "dense"])

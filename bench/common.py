@@ -85,3 +85,44 @@ def environment() -> dict:
         triton=triton_version,
         python=platform.python_version(),
     )
+
+
+def measure(benchmark, factory: str, case: dict, pairs: int, rounds: int, device: torch.device) -> None:
+    """Time `module:function(**case)()` with pytest-benchmark and record, beside the time,
+    the pixel-Gaussian pairs it evaluates (and their rate), its peak memory, the machine
+    and the versions."""
+    import importlib
+
+    module, func = factory.split(":")
+    fn = getattr(importlib.import_module(module), func)(**case)
+    fn()  # warm-up (and Triton's compile)
+    if device.type == "cuda":
+        peak = peak_memory_above(fn, device)
+    else:
+        peak = peak_memory_in_subprocess(factory, **case, cold_start=True)
+    benchmark.extra_info.update(case, pairs=pairs, peak_bytes=peak, **environment())
+    benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1)
+    benchmark.extra_info["pairs_per_s"] = pairs / benchmark.stats.stats.mean
+
+
+def cold(fn):
+    """`fn` that first frees the torch path's reusable workspace, so that a memory
+    measurement counts it."""
+    from tritonsplat.reference.common import release_workspace
+
+    def call():
+        release_workspace()
+        fn()
+
+    return call
+
+
+def synced(fn, device: torch.device):
+    if device.type != "cuda":
+        return fn
+
+    def call():
+        fn()
+        torch.cuda.synchronize()
+
+    return call

@@ -31,9 +31,9 @@ def _rows(data: dict) -> list[dict]:
         if "impl" not in info:
             continue
         rows.append(
-            dict(group=b["group"], impl=info["impl"], size=info["size"], batch=info["batch"], mean=b["stats"]["mean"],
-                 std=b["stats"]["stddev"], rounds=b["stats"]["rounds"], pairs_per_s=info.get("pairs_per_s"),
-                 peak=info.get("peak_bytes"))
+            dict(group=b["group"], impl=info["impl"], size=info["size"], batch=info.get("batch", 1),
+                 mean=b["stats"]["mean"], std=b["stats"]["stddev"], rounds=b["stats"]["rounds"],
+                 pairs_per_s=info.get("pairs_per_s"), peak=info.get("peak_bytes"))
         )  # fmt: skip
     return rows
 
@@ -71,6 +71,7 @@ def timing_table(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
+    rows = [r for r in rows if r["group"].startswith("rasterize_patches")]
     fixed = [r for r in rows if "sweep" not in r["group"]]
     sweep = [r for r in rows if "sweep" in r["group"]]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))

@@ -13,7 +13,7 @@ from tritonsplat.binning import bin_gaussians
 from tritonsplat.reference.dense import rasterize_dense
 from tritonsplat.testing import random_free_field
 
-from .common import cold, measure, synced
+from .common import measure, render_case
 
 C = 3
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -33,16 +33,7 @@ def make_case(impl: str, size: int, gaussians: int, backward: bool, cold_start: 
         render = lambda: rasterize_dense(*leaves, height=size, width=size)  # noqa: E731
     else:
         render = lambda: ts.rasterize(*leaves, height=size, width=size, backend=impl)  # noqa: E731
-
-    def call():
-        if not backward:
-            with torch.no_grad():
-                return render()
-        out = render()
-        torch.autograd.grad(out, leaves, torch.ones_like(out))
-
-    fn = synced(call, DEVICE)
-    return cold(fn) if cold_start else fn
+    return render_case(render, leaves, backward, DEVICE, cold_start)
 
 
 def _evaluated_pairs(impl: str, size: int, n: int) -> int:

@@ -20,7 +20,7 @@ import tritonsplat as ts
 from tritonsplat.reference.dense import rasterize_patches_dense
 from tritonsplat.testing import random_patch_field
 
-from .common import cold, environment, measure, synced
+from .common import environment, measure, render_case
 
 P, K, OVERLAP, C = 16, 324, 1, 3  # the paper's patches: 18 x 18 Gaussians on 16 x 16 pixels
 CONFIGS = {"paper 1x256x256": (1, 256), "train 8x128x128": (8, 128)}
@@ -37,16 +37,7 @@ def make_case(impl: str, batch: int, size: int, backward: bool, cold_start: bool
         render = lambda: rasterize_patches_dense(*leaves, **kw)  # noqa: E731
     else:
         render = lambda: ts.rasterize_patches(*leaves, backend=impl, **kw)  # noqa: E731
-
-    def call():
-        if not backward:
-            with torch.no_grad():
-                return render()
-        out = render()
-        torch.autograd.grad(out, leaves, torch.ones_like(out))
-
-    fn = synced(call, DEVICE)
-    return cold(fn) if cold_start else fn
+    return render_case(render, leaves, backward, DEVICE, cold_start)
 
 
 def _run(benchmark, impl: str, batch: int, size: int, backward: bool, rounds: int):

@@ -105,6 +105,21 @@ def measure(benchmark, factory: str, case: dict, pairs: int, rounds: int, device
     benchmark.extra_info["pairs_per_s"] = pairs / benchmark.stats.stats.mean
 
 
+def render_case(render, leaves, backward: bool, device: torch.device, cold_start: bool):
+    """The benchmarked callable: `render()` (under no_grad), or it and the gradients of
+    every leaf; synchronised on CUDA; with `cold_start`, freeing the workspace first."""
+
+    def call():
+        if not backward:
+            with torch.no_grad():
+                return render()
+        out = render()
+        torch.autograd.grad(out, leaves, torch.ones_like(out))
+
+    fn = synced(call, device)
+    return cold(fn) if cold_start else fn
+
+
 def cold(fn):
     """`fn` that first frees the torch path's reusable workspace, so that a memory
     measurement counts it."""

@@ -32,6 +32,7 @@ def _rows(data: dict) -> list[dict]:
             continue
         rows.append(
             dict(group=b["group"], impl=info["impl"], size=info["size"], batch=info.get("batch", 1),
+                 gaussians=info.get("gaussians"), backward=info.get("backward"),
                  mean=b["stats"]["mean"], std=b["stats"]["stddev"], rounds=b["stats"]["rounds"],
                  pairs_per_s=info.get("pairs_per_s"), peak=info.get("peak_bytes"))
         )  # fmt: skip
@@ -71,10 +72,11 @@ def timing_table(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
+    free = [r for r in rows if not r["group"].startswith("rasterize_patches")]
     rows = [r for r in rows if r["group"].startswith("rasterize_patches")]
     fixed = [r for r in rows if "sweep" not in r["group"]]
     sweep = [r for r in rows if "sweep" in r["group"]]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    fig, axes = plt.subplots(1, 3, figsize=(19, 4.8))
     groups = sorted({r["group"].replace("rasterize_patches ", "") for r in fixed})
     impls = sorted({r["impl"] for r in fixed})
     width = 0.8 / max(1, len(impls))
@@ -99,6 +101,17 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     axes[1].set_ylabel("forward+backward (ms, log)")
     axes[1].set_title("sweep over image size (batch 1)")
     axes[1].legend()
+    for impl, size in sorted({(r["impl"], r["size"]) for r in free if r["backward"]}):
+        pts = sorted(
+            (r["gaussians"], r["mean"] * 1e3) for r in free if r["backward"] and (r["impl"], r["size"]) == (impl, size)
+        )
+        axes[2].plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{impl} {size}x{size}")
+    axes[2].set_xscale("log")
+    axes[2].set_yscale("log")
+    axes[2].set_xlabel("Gaussians")
+    axes[2].set_ylabel("forward+backward (ms, log)")
+    axes[2].set_title("rasterize (free, tile-binned), sigma 1-4 px")
+    axes[2].legend()
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     _save(args.out, image, out, history)
     result = dict(
         image=str(path), size=args.size, rasterizer=args.rasterizer, backend=args.backend, gaussians=count,
-        steps=args.steps, initial_psnr=history[0], psnr=float(psnr(out, image)), ssim=float(ssim(out, image)), wall_seconds=wall,
+        steps=args.steps, initial_psnr=history[0], psnr=float(psnr(out, image)), ssim=float(ssim(out, image)),
+        wall_seconds=wall,
     )  # fmt: skip
     (args.out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))

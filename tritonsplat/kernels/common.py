@@ -246,3 +246,12 @@ def backward_chunk(
         if HAS_OPACITY:
             _accumulate(d_opacity_ptr, rows, d_op, kmask)
     tl.debug_barrier()  # a next chunk reads back the gradients stored by this one
+
+
+def launch_config(table: dict, pixels: int, channels: int, mode: str, backward: bool) -> dict:
+    """Block sizes and warps of a launch from a kernel's table {"forward": (BLOCK_PIX,
+    BLOCK_K, num_warps), "backward": {mode: (...)}}; tl.dot needs every side >= 16."""
+    block_pix, block_k, num_warps = table["backward"][mode] if backward else table["forward"]
+    block_pix = min(block_pix, max(16, triton.next_power_of_2(pixels)))
+    block_c = max(16, triton.next_power_of_2(channels))
+    return dict(BLOCK_PIX=block_pix, BLOCK_K=block_k, BLOCK_C=block_c, num_warps=num_warps)

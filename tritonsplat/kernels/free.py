@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..binning import bin_gaussians
 from .common import backward_chunk, render_chunk
+from .common import launch_config as common_launch_config
 from .patches import MODE_IDS
 
 # pointer arguments that are not float32 (for the ahead-of-time build)
@@ -103,15 +104,11 @@ def _free_bwd_kernel(
 # (16 x 16 tiles, C=3, sm_90): forward as for patches, 184-192 regs, 0 spills. Backward
 # 32 x 16 with 4 warps: 205 / 210 / 154 regs ("sum" / "alpha" / "normalized"), 0 spills;
 # the patches' 64 x 16 choice spills 24-40 bytes here (the gather adds live registers).
-_FORWARD = (128, 32, 8)
-_BACKWARD = {"sum": (32, 16, 4), "alpha": (32, 16, 4), "normalized": (32, 16, 4)}
+LAUNCH = {"forward": (128, 32, 8), "backward": {"sum": (32, 16, 4), "alpha": (32, 16, 4), "normalized": (32, 16, 4)}}
 
 
 def launch_config(tile_pixels: int, channels: int, mode: str, backward: bool) -> dict:
-    block_pix, block_k, num_warps = _BACKWARD[mode] if backward else _FORWARD
-    block_pix = min(block_pix, max(16, triton.next_power_of_2(tile_pixels)))
-    return dict(BLOCK_PIX=block_pix, BLOCK_K=block_k, BLOCK_C=max(16, triton.next_power_of_2(channels)),
-                num_warps=num_warps)  # fmt: skip
+    return common_launch_config(LAUNCH, tile_pixels, channels, mode, backward)
 
 
 def _flat(t: Tensor | None) -> Tensor | None:

@@ -40,6 +40,7 @@ from torch import Tensor
 
 from ..feather import feather_tables, fold_canvases
 from .common import backward_chunk, render_chunk
+from .common import launch_config as common_launch_config
 
 MODE_IDS = {"sum": 0, "alpha": 1, "normalized": 2}
 
@@ -146,16 +147,11 @@ def _patches_bwd_kernel(
 #   backward  64 x 16, 8 warps: 112 ("sum") and 181 ("alpha") regs, 0 spills; 64 x 32 with
 #             4 warps spills 700-1000 bytes. "normalized" spills 48 bytes at 8 warps
 #             (ptxas caps it at 128 regs) and none at 4 warps (192 regs).
-_FORWARD = (128, 32, 8)
-_BACKWARD = {"sum": (64, 16, 8), "alpha": (64, 16, 8), "normalized": (64, 16, 4)}
+LAUNCH = {"forward": (128, 32, 8), "backward": {"sum": (64, 16, 8), "alpha": (64, 16, 8), "normalized": (64, 16, 4)}}
 
 
 def launch_config(canvas_pixels: int, channels: int, mode: str, backward: bool) -> dict:
-    """Block sizes and warps of a launch, in one place. tl.dot needs every side >= 16."""
-    block_pix, block_k, num_warps = _BACKWARD[mode] if backward else _FORWARD
-    block_pix = min(block_pix, max(16, triton.next_power_of_2(canvas_pixels)))
-    block_c = max(16, triton.next_power_of_2(channels))
-    return dict(BLOCK_PIX=block_pix, BLOCK_K=block_k, BLOCK_C=block_c, num_warps=num_warps)
+    return common_launch_config(LAUNCH, canvas_pixels, channels, mode, backward)
 
 
 def _common(colors: Tensor, patch_size: int, overlap: int, window: str):

@@ -1,0 +1,127 @@
+"""Configuration: one dataclass tree with defaults that run, presets, printed in full at
+the start of every run and saved beside every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class ModelConfig:
+    image_size: int = 128
+    base_channels: int = 32  # encoder width at full resolution, doubled per downsample
+    max_channels: int = 128
+    downsamples: int = 3  # LaMa-style: to 1/8
+    bottleneck_blocks: int = 4  # residual blocks with AdaLN at 1/8
+    patch_size: int = 16  # one Gaussian token per patch
+    gaussians_per_side: int = 8  # K = side^2 Gaussians per patch on a grid (paper: 18 -> 324)
+    overlap: int = 1
+    window: str = "box"
+    offset_range: float = 1.0  # tanh offsets, in grid cells
+    dino_model: str = "vit_small_patch14_dinov2"
+    dino_input: int = 112  # DINO sees the image resized to this (a multiple of 14)
+    use_dino: bool = True  # ablation: no semantic branch
+    use_adaln: bool = True  # ablation: plain residual blocks
+    decoder: str = "gaussian"  # "gaussian" (rasterizer) or "conv" (ablation: plain decoder)
+
+    @property
+    def gaussians_per_patch(self) -> int:
+        return self.gaussians_per_side**2
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1500
+    batch_size: int = 8
+    lr: float = 2e-4
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    l1_hole: float = 6.0  # L1 weighted toward the holes
+    l1_valid: float = 1.0
+    perceptual: float = 1.0
+    dino_cosine: float = 1.0
+    gan: float = 0.0  # hinge PatchGAN weight (0: off on the CPU preset)
+    gan_start: int = 500
+    hole_ratio_start: float = 0.2  # curriculum of hole ratios
+    hole_ratio_end: float = 0.6
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 100
+    compile: bool = True
+    workers: int = 0
+
+
+@dataclass
+class DataConfig:
+    folder: str | None = None  # None: the photographs that ship with installed packages
+    holdout: float = 0.2  # fraction of images never seen in training
+    split_seed: int = 0
+
+
+@dataclass
+class Config:
+    preset: str = "cpu-small"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    dino_weights: str | None = None  # a local file with the DINO backbone's weights
+    dino_random: bool = False  # explicitly accept random DINO weights when none can be had
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.dumps() + "\n")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Config:
+        return cls(
+            preset=d.get("preset", "custom"),
+            model=ModelConfig(**d.get("model", {})),
+            train=TrainConfig(**d.get("train", {})),
+            data=DataConfig(**d.get("data", {})),
+            dino_weights=d.get("dino_weights"),
+            dino_random=d.get("dino_random", False),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def preset(name: str) -> Config:
+    if name == "cpu-small":
+        return Config()
+    if name == "paper":  # 256 px, LaMa-sized encoder, 16 x 16 patches of 324 Gaussians, ViT-B/14 DINOv2
+        return Config(
+            preset="paper",
+            model=ModelConfig(
+                image_size=256, base_channels=64, max_channels=512, downsamples=3, bottleneck_blocks=9,
+                patch_size=16, gaussians_per_side=18, dino_model="vit_base_patch14_dinov2", dino_input=224,
+            ),
+            train=TrainConfig(steps=200_000, batch_size=16, gan=0.3, perceptual=3.0, l1_hole=1.0, l1_valid=1.0),
+        )  # fmt: skip
+    raise ValueError(f"preset: expected one of 'cpu-small', 'paper', got {name!r}")
+
+
+def override(cfg: Config, assignments: list[str]) -> Config:
+    """Apply `section.field=value` assignments (value parsed as JSON, else a string)."""
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        section, _, name = key.partition(".")
+        target = getattr(cfg, section, None) if name else cfg
+        name = name or section
+        if not sep or target is None or not dataclasses.is_dataclass(target) or not hasattr(target, name):
+            raise ValueError(f"--set: expected section.field=value with a known field, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        setattr(target, name, value)
+    return cfg

@@ -1,0 +1,140 @@
+"""The inpainting network: a LaMa-style ResNet U-Net encoder that sees the masked image
+and the mask, residual bottleneck blocks with AdaLN conditioned on the adapted DINO
+vector, and a head that gives every patch its K Gaussians, rendered by
+`tritonsplat.rasterize_patches` with overlap feathering (DESIGN.md section 6).
+
+Ablations (`ModelConfig`): `use_dino=False` conditions AdaLN on a pooled encoder feature
+instead of DINO; `use_adaln=False` uses plain residual blocks and adds the DINO vector as
+a per-channel bias after them; `decoder="conv"` decodes to RGB with convolutions instead
+of Gaussians.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tritonsplat import rasterize_patches
+
+from .blocks import Bottleneck
+from .config import ModelConfig
+from .dino import Adapter, FrozenDINO
+
+PARAMS_PER_GAUSSIAN = 2 + 3 + 3 + 1  # offset, Cholesky, color, opacity
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.GroupNorm(8, cout), nn.GELU())
+
+
+class Up(nn.Module):
+    """Upsample x2, concatenate the skip, fuse."""
+
+    def __init__(self, cin: int, cskip: int, cout: int):
+        super().__init__()
+        self.fuse = nn.Sequential(_conv(cin + cskip, cout), _conv(cout, cout))
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
+        return self.fuse(torch.cat((x, skip), 1))
+
+
+class GaussianHead(nn.Module):
+    """Features at 1/4 resolution -> per patch K Gaussians: grid positions plus tanh
+    offsets (bounded by `offset_range` grid cells), Cholesky factors with a positive
+    diagonal, colors, opacity; the head's last layer starts at zero, so every Gaussian
+    starts on its grid point, round, mid-grey and half opaque."""
+
+    def __init__(self, cin: int, cfg: ModelConfig):
+        super().__init__()
+        if cfg.patch_size % 4:
+            raise ValueError(f"model.patch_size: expected a multiple of 4, got {cfg.patch_size}")
+        self.cfg = cfg
+        k = cfg.gaussians_per_patch
+        self.proj = nn.Conv2d(cin, k * PARAMS_PER_GAUSSIAN, kernel_size=cfg.patch_size // 4, stride=cfg.patch_size // 4)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+        side, p = cfg.gaussians_per_side, cfg.patch_size
+        self.cell = p / side
+        t = (torch.arange(side) + 0.5) * self.cell
+        gy, gx = torch.meshgrid(t, t, indexing="ij")
+        self.register_buffer("grid", torch.stack((gx.reshape(-1), gy.reshape(-1)), -1), persistent=False)
+        sigma0 = 0.6  # in cells
+        self.diag_bias = math.log(math.expm1(sigma0 - 0.05))  # softplus^-1
+        self.coverage = 2 * math.pi * sigma0**2  # sum over a cell's pixels of one G, per pixel
+
+    def forward(self, feats: torch.Tensor):
+        b = feats.shape[0]
+        raw = self.proj(feats)  # [B, K*9, Hp, Wp]
+        hp, wp = raw.shape[-2:]
+        raw = raw.reshape(b, self.cfg.gaussians_per_patch, PARAMS_PER_GAUSSIAN, hp, wp).permute(0, 3, 4, 1, 2)
+        offset, chol, color, opacity = raw.split((2, 3, 3, 1), dim=-1)
+        means = self.grid + torch.tanh(offset) * (self.cfg.offset_range * self.cell)
+        diag = self.cell * (F.softplus(chol[..., 0::2] + self.diag_bias) + 0.05)
+        cholesky = torch.stack((diag[..., 0], self.cell * chol[..., 1], diag[..., 1]), -1)
+        opacity = torch.sigmoid(opacity[..., 0])
+        colors = (color + 0.5) / (0.5 * self.coverage)  # opacity 0.5 at the start
+        return means, cholesky, colors, opacity
+
+
+class InpaintNet(nn.Module):
+    def __init__(self, cfg: ModelConfig, dino: FrozenDINO | None):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.image_size % cfg.patch_size or cfg.image_size % 8:
+            raise ValueError(f"model.image_size: expected a multiple of 8 and of patch_size, got {cfg.image_size}")
+        ch = [min(cfg.base_channels * 2**i, cfg.max_channels) for i in range(cfg.downsamples + 1)]
+        self.stem = nn.Sequential(nn.Conv2d(4, ch[0], 7, padding=3), nn.GELU())
+        self.down = nn.ModuleList(_conv(ch[i], ch[i + 1], stride=2) for i in range(cfg.downsamples))
+        self.dino = dino if cfg.use_dino else None
+        cond_dim = dino.dim if (cfg.use_dino and dino is not None) else ch[-1]
+        self.adapter = Adapter(cond_dim) if self.dino is not None else None
+        self.pool_cond = nn.Linear(ch[-1], cond_dim) if self.dino is None else None
+        self.bottleneck = Bottleneck(ch[-1], cond_dim if cfg.use_adaln else 0, cfg.bottleneck_blocks)
+        self.bias_cond = nn.Linear(cond_dim, ch[-1]) if not cfg.use_adaln else None
+        # decode from 1/2^D up to 1/4 with skips; the conv ablation continues to full size
+        self.up = nn.ModuleList(Up(ch[i + 1], ch[i], ch[i]) for i in reversed(range(2, cfg.downsamples)))
+        if cfg.decoder == "gaussian":
+            self.head = GaussianHead(ch[2], cfg)
+        elif cfg.decoder == "conv":
+            self.to_full = nn.ModuleList((Up(ch[2], ch[1], ch[1]), Up(ch[1], ch[0], ch[0])))
+            self.head = nn.Conv2d(ch[0], 3, 3, padding=1)
+        else:
+            raise ValueError(f"model.decoder: expected 'gaussian' or 'conv', got {cfg.decoder!r}")
+
+    def condition(self, masked: torch.Tensor, bottom: torch.Tensor):
+        """(conditioning vector, masked-image DINO feature or None)."""
+        if self.dino is None:
+            return self.pool_cond(bottom.mean((-2, -1))), None
+        feature = self.dino(masked)
+        return self.adapter(feature), feature
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> dict:
+        """image [B, 3, H, W] in [0, 1] (holes may hold anything), mask [B, 1, H, W], 1 = hole.
+        Returns the prediction, the composite with the known pixels, and the DINO features."""
+        masked = image * (1 - mask)
+        x = self.stem(torch.cat((masked, mask), 1))
+        skips = [x]
+        for down in self.down:
+            x = down(x)
+            skips.append(x)
+        cond, dino_masked = self.condition(masked, x)
+        x = self.bottleneck(x, cond if self.cfg.use_adaln else None)
+        if self.bias_cond is not None:
+            x = x + self.bias_cond(cond)[:, :, None, None]
+        for up, skip in zip(self.up, reversed(skips[2:-1]), strict=True):
+            x = up(x, skip)
+        if self.cfg.decoder == "gaussian":
+            means, chol, colors, opacity = self.head(x)
+            pred = rasterize_patches(
+                means, chol, colors, opacity, patch_size=self.cfg.patch_size, overlap=self.cfg.overlap,
+                mode="sum", window=self.cfg.window,
+            )  # fmt: skip
+        else:
+            x = self.to_full[0](x, skips[1])
+            x = self.to_full[1](x, skips[0])
+            pred = torch.sigmoid(self.head(x))
+        return dict(pred=pred, output=pred * mask + image * (1 - mask), cond=cond, dino_masked=dino_masked)

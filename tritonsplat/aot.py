@@ -81,6 +81,7 @@ def kernel_specs():
     16 x 16 tiles, in "sum" and in each other mode with opacity."""
     from .kernels import free as kf
     from .kernels import patches as kp
+    from .kernels.common import launch_config
 
     for mode, has_opacity, has_bg in (("sum", False, False), ("alpha", True, True), ("normalized", True, False)):
         flags = dict(MODE=kp.MODE_IDS[mode], HAS_OPACITY=has_opacity, HAS_BG=has_bg)
@@ -92,7 +93,8 @@ def kernel_specs():
             ("free_bwd", kf._free_bwd_kernel, True, dict(TILE=16), kf.POINTER_TYPES, "tile 16 C3"),
         ):
             pixels = 18 * 18 if name.startswith("patches") else 16 * 16
-            cfg = (kp.launch_config if name.startswith("patches") else kf.launch_config)(pixels, 3, mode, backward)
+            table = (kp if name.startswith("patches") else kf).LAUNCH
+            cfg = launch_config(table, pixels, 3, mode, backward)
             num_warps = cfg.pop("num_warps")
             const = dict(const, **flags, **cfg)
             yield name, f"{mode} {label}{suffix}", fn, _signature(fn, const, pointer_types), const, num_warps

@@ -16,8 +16,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ..binning import bin_gaussians
-from .common import backward_chunk, render_chunk
-from .common import launch_config as common_launch_config
+from .common import backward_chunk, launch_config, render_chunk
 from .patches import MODE_IDS
 
 # pointer arguments that are not float32 (for the ahead-of-time build)
@@ -107,10 +106,6 @@ def _free_bwd_kernel(
 LAUNCH = {"forward": (128, 32, 8), "backward": {"sum": (32, 16, 4), "alpha": (32, 16, 4), "normalized": (32, 16, 4)}}
 
 
-def launch_config(tile_pixels: int, channels: int, mode: str, backward: bool) -> dict:
-    return common_launch_config(LAUNCH, tile_pixels, channels, mode, backward)
-
-
 def _flat(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.reshape(t.shape[0] * t.shape[1], *t.shape[2:])
 
@@ -119,7 +114,7 @@ def free_forward(means, cholesky, colors, opacity, background, height, width, mo
     b, n, c = colors.shape
     bins = bin_gaussians(means, cholesky, opacity, height, width, tile_size, alpha_min)
     out = colors.new_empty(b, c, height, width)
-    cfg = launch_config(tile_size * tile_size, c, mode, backward=False)
+    cfg = launch_config(LAUNCH, tile_size * tile_size, c, mode, backward=False)
     _free_fwd_kernel[(b * bins.num_tiles,)](
         bins.pair_gaussian, bins.tile_start, _flat(means), _flat(cholesky), _flat(colors),
         _flat(opacity) if opacity is not None else colors, background if background is not None else colors, out,
@@ -134,7 +129,7 @@ def free_backward(
 ):
     b, n, c = colors.shape
     bins = bin_gaussians(means, cholesky, opacity, height, width, tile_size, alpha_min)
-    cfg = launch_config(tile_size * tile_size, c, mode, backward=True)
+    cfg = launch_config(LAUNCH, tile_size * tile_size, c, mode, backward=True)
     pairs = bins.pair_gaussian.numel()
     rows = [colors.new_zeros(pairs, k) for k in (2, 3, c)]
     d_op_rows = colors.new_zeros(pairs) if opacity is not None else None

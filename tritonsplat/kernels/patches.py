@@ -39,8 +39,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ..feather import feather_tables, fold_canvases
-from .common import backward_chunk, render_chunk
-from .common import launch_config as common_launch_config
+from .common import backward_chunk, launch_config, render_chunk
 
 MODE_IDS = {"sum": 0, "alpha": 1, "normalized": 2}
 
@@ -150,10 +149,6 @@ def _patches_bwd_kernel(
 LAUNCH = {"forward": (128, 32, 8), "backward": {"sum": (64, 16, 8), "alpha": (64, 16, 8), "normalized": (64, 16, 4)}}
 
 
-def launch_config(canvas_pixels: int, channels: int, mode: str, backward: bool) -> dict:
-    return common_launch_config(LAUNCH, canvas_pixels, channels, mode, backward)
-
-
 def _common(colors: Tensor, patch_size: int, overlap: int, window: str):
     b, hp, wp, k, c = colors.shape
     s = patch_size + 2 * overlap
@@ -182,7 +177,7 @@ def patches_forward(
     else:  # [B, C, S, S, Hp, Wp] = fold's column layout
         out = colors.new_empty(b, c, s, s, hp, wp)
         strides = out.stride()
-    cfg = launch_config(s * s, c, mode, backward=False)
+    cfg = launch_config(LAUNCH, s * s, c, mode, backward=False)
     _patches_fwd_kernel[(b * hp * wp,)](
         means, cholesky, colors, opacity if opacity is not None else colors,
         background if background is not None else colors, wy, wx, out,
@@ -210,7 +205,7 @@ def patches_backward(
     alpha_min: float,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
     b, hp, wp, k, c, s, wy, wx = _common(colors, patch_size, overlap, window)
-    cfg = launch_config(s * s, c, mode, backward=True)
+    cfg = launch_config(LAUNCH, s * s, c, mode, backward=True)
     n = b * hp * wp
     d_means, d_chol, d_colors = torch.zeros_like(means), torch.zeros_like(cholesky), torch.zeros_like(colors)
     d_opacity = None if opacity is None else torch.zeros_like(opacity)

@@ -1,0 +1,81 @@
+"""The inpainting model's speed on the CPU: inference of one 256 x 256 image, training
+images per second of the default preset, and what torch.compile gains on the AdaLN
+blocks and the DINO adapter (eager against compiled, forward + backward)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from model.config import preset
+from model.data import RandomCrops, default_image_paths
+from model.evaluate import DEFAULT_CKPT, load_model
+from model.masks import bucket_mask
+from model.train import batch_at, build_model, losses
+
+from .common import environment
+
+
+def _inference_net():
+    if (DEFAULT_CKPT / "model.safetensors").is_file():
+        return load_model(DEFAULT_CKPT)[0], "released checkpoint"
+    return build_model(preset("cpu-small")).eval(), "cpu-small, untrained (no released checkpoint yet)"
+
+
+def bench_inference_256(benchmark):
+    net, what = _inference_net()
+    image = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    mask = torch.from_numpy(bucket_mask(256, 256, "20-40%", np.random.default_rng(0)))[None, None]
+
+    def run():
+        with torch.no_grad():
+            return net(image, mask)["output"]
+
+    run()
+    benchmark.extra_info.update(model=what, **environment())
+    benchmark.pedantic(run, rounds=10, warmup_rounds=2)
+
+
+def bench_train_step(benchmark):
+    cfg = preset("cpu-small")
+    net = build_model(cfg)
+    data = RandomCrops(default_image_paths()[:4], cfg.model.image_size)
+    images, masks = batch_at(data, cfg, 0, 0, 1)
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=cfg.train.lr)
+
+    def step():
+        parts = losses(net, net(images, masks), images, masks, cfg)
+        opt.zero_grad(set_to_none=True)
+        parts["total"].backward()
+        opt.step()
+
+    step()
+    benchmark.extra_info.update(batch=cfg.train.batch_size, compiled=False, **environment())
+    benchmark.pedantic(step, rounds=5, warmup_rounds=1)
+    benchmark.extra_info["images_per_s"] = cfg.train.batch_size / benchmark.stats.stats.mean
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("part", ["adaln_blocks", "adapter"])
+def bench_compile_gain(benchmark, part, compiled):
+    torch._dynamo.reset()
+    cfg = preset("cpu-small")
+    net = build_model(cfg)
+    b, c, s = cfg.train.batch_size, min(cfg.model.base_channels * 8, cfg.model.max_channels), cfg.model.image_size // 8
+    if part == "adaln_blocks":
+        module = net.bottleneck
+        args = (torch.randn(b, c, s, s, requires_grad=True), torch.randn(b, net.adapter.net[0].in_features))
+    else:
+        module = net.adapter
+        args = (torch.randn(b, net.adapter.net[0].in_features, requires_grad=True),)
+    fn = torch.compile(module) if compiled else module
+
+    def run():
+        fn(*args).square().mean().backward()
+
+    for _ in range(3):  # compile and warm up
+        run()
+    benchmark.group = f"compile gain: {part}"
+    benchmark.extra_info.update(part=part, compiled=compiled, **environment())
+    benchmark.pedantic(run, rounds=20, warmup_rounds=2)

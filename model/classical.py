@@ -1,0 +1,41 @@
+"""Classical inpainting on [3, H, W] tensors in [0, 1] with [1, H, W] masks (1 = hole):
+the evaluation baselines, and the coarse fill the CPU preset feeds its encoder."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+
+def _to_uint8(image: torch.Tensor) -> np.ndarray:
+    return (image.detach().permute(1, 2, 0).cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
+
+
+def _cv2(image: torch.Tensor, mask: torch.Tensor, flag: int, radius: int = 3) -> torch.Tensor:
+    out = cv2.inpaint(_to_uint8(image), (mask[0].detach().cpu().numpy() > 0.5).astype(np.uint8), radius, flag)
+    return torch.from_numpy(out.astype(np.float32) / 255).permute(2, 0, 1).to(image.device)
+
+
+def telea(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """OpenCV's fast marching method (Telea 2004)."""
+    return _cv2(image, mask, cv2.INPAINT_TELEA)
+
+
+def navier_stokes(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """OpenCV's Navier-Stokes method (Bertalmio et al. 2001)."""
+    return _cv2(image, mask, cv2.INPAINT_NS)
+
+
+def biharmonic(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """scikit-image's biharmonic inpainting."""
+    from skimage.restoration import inpaint_biharmonic
+
+    arr = image.detach().permute(1, 2, 0).cpu().numpy()
+    out = inpaint_biharmonic(arr, mask[0].detach().cpu().numpy() > 0.5, channel_axis=-1)
+    return torch.from_numpy(out.astype(np.float32)).permute(2, 0, 1).clamp(0, 1).to(image.device)
+
+
+def telea_batch(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W], [B, 1, H, W] -> the Telea fill of every image (no gradient)."""
+    return torch.stack([telea(i, m) for i, m in zip(images, masks, strict=True)])

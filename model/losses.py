@@ -1,0 +1,62 @@
+"""Training losses: L1 weighted toward the holes, an offline perceptual (structure) term,
+the DINO adapter's negative cosine, and an optional hinge PatchGAN."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tritonsplat.metrics import ssim
+
+
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, w_hole: float, w_valid: float):
+    weight = w_hole * mask + w_valid * (1 - mask)
+    return ((pred - target).abs() * weight).mean()
+
+
+def structure_loss(pred: torch.Tensor, target: torch.Tensor, scales: int = 3) -> torch.Tensor:
+    """A perceptual term that needs no downloaded weights: 1 - SSIM at `scales` octaves
+    plus the L1 of image gradients (edges). (LPIPS needs VGG/AlexNet weights that this
+    machine cannot fetch.)"""
+    loss = pred.new_zeros(())
+    for i in range(scales):
+        if i:
+            pred, target = F.avg_pool2d(pred, 2), F.avg_pool2d(target, 2)
+        if min(pred.shape[-2:]) < 11:
+            break
+        loss = loss + (1 - ssim(pred, target)).mean()
+        for dim in (-1, -2):
+            loss = loss + (pred.diff(dim=dim) - target.diff(dim=dim)).abs().mean()
+    return loss
+
+
+def dino_cosine(adapted: torch.Tensor, complete: torch.Tensor) -> torch.Tensor:
+    """Negative cosine similarity of the adapted masked-image feature to the complete
+    image's (shifted to 0 at perfect alignment)."""
+    return 1 - F.cosine_similarity(adapted, complete, dim=-1).mean()
+
+
+class PatchDiscriminator(nn.Module):
+    """A small PatchGAN (spectral-normalised convolutions) for the hinge loss."""
+
+    def __init__(self, channels: int = 32):
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        self.net = nn.Sequential(
+            sn(nn.Conv2d(4, channels, 4, 2, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(channels, 2 * channels, 4, 2, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(2 * channels, 4 * channels, 4, 2, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(4 * channels, 1, 3, 1, 1)),
+        )  # fmt: skip
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat((image, mask), 1))
+
+
+def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+
+def hinge_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    return -fake_logits.mean()

@@ -1,0 +1,264 @@
+"""Train the inpainting model.
+
+    python -m model.train [--preset cpu-small] [--data DIR] [--steps N] [--out runs/train]
+    python -m model.train --out runs/train --resume          # continue a killed run
+    torchrun --nproc_per_node 2 -m model.train ...            # DDP (gloo on CPU, NCCL on GPU)
+
+Writes to the run folder: checkpoints (`step-*/model.safetensors`, optimiser state,
+configuration; `latest` points at the newest), `config.json`, `log.jsonl` (one line per
+logged step), `loss.png` and `samples.png` (masked input / output / truth on held-out
+images). Every batch and mask is a function of (seed, rank, step), so a resumed run sees
+exactly the data the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from . import checkpoint
+from .config import Config, override, preset
+from .data import RandomCrops, default_image_paths, folder_image_paths, split
+from .dino import FrozenDINO
+from .losses import PatchDiscriminator, dino_cosine, hinge_d_loss, hinge_g_loss, masked_l1, structure_loss
+from .masks import curriculum_ratio, random_mask
+from .network import InpaintNet
+
+
+def build_model(cfg: Config) -> InpaintNet:
+    dino = None
+    if cfg.model.use_dino:
+        dino = FrozenDINO(cfg.model.dino_model, cfg.model.dino_input, cfg.dino_weights, cfg.dino_random, cfg.train.seed)
+    net = InpaintNet(cfg.model, dino)
+    net.dino_source = dino.source if dino is not None else "none"
+    return net
+
+
+def compile_parts(net: InpaintNet) -> None:
+    """torch.compile the DINO adapter and the AdaLN blocks (the rasterizer is a custom op
+    that compiled code calls as is)."""
+    if net.adapter is not None:
+        net.adapter.compile()
+    for block in net.bottleneck.blocks:
+        block.compile()
+
+
+def data_paths(cfg: Config) -> tuple[list[Path], list[Path]]:
+    paths = folder_image_paths(cfg.data.folder) if cfg.data.folder else default_image_paths()
+    return split(paths, cfg.data.holdout, cfg.data.split_seed)
+
+
+def batch_at(dataset: RandomCrops, cfg: Config, step: int, rank: int, world: int):
+    """The images and masks of `step` on `rank`: a pure function of (seed, rank, step)."""
+    b, size = cfg.train.batch_size, cfg.model.image_size
+    first = (step * world + rank) * b
+    images = torch.stack([dataset[first + i] for i in range(b)])
+    rng = np.random.default_rng([cfg.train.seed, rank, step])
+    masks = np.stack([
+        random_mask(size, size, curriculum_ratio(step, cfg.train.steps, cfg.train.hole_ratio_start,
+                                                 cfg.train.hole_ratio_end, rng), rng)
+        for _ in range(b)
+    ])  # fmt: skip
+    return images, torch.from_numpy(masks)[:, None]
+
+
+def losses(net, out, images, masks, cfg: Config, disc=None, step: int = 0) -> dict[str, torch.Tensor]:
+    t = cfg.train
+    parts = {
+        "l1": masked_l1(out["pred"], images, masks, t.l1_hole, t.l1_valid),
+        "structure": t.perceptual * structure_loss(out["output"], images),
+    }
+    if out["dino_masked"] is not None and t.dino_cosine:
+        raw = net.module if hasattr(net, "module") else net
+        parts["dino"] = t.dino_cosine * dino_cosine(out["cond"], raw.dino(images))
+    if disc is not None and step >= t.gan_start:
+        parts["gan"] = t.gan * hinge_g_loss(disc(out["output"], masks))
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def _setup_distributed() -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    rank = dist.get_rank()
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def train(cfg: Config, run_dir: Path, resume: bool = False, compile: bool = True, progress: bool = True) -> dict:
+    rank, world, device = _setup_distributed()
+    torch.manual_seed(cfg.train.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    net = build_model(cfg).to(device)
+    if rank == 0:
+        print(f"configuration ({'resumed' if resume else 'new'} run in {run_dir}, dino: {net.dino_source}):")
+        print(cfg.dumps())
+        record = cfg.to_dict() | {"dino_source": net.dino_source, "world_size": world}
+        (run_dir / "config.json").write_text(json.dumps(record, indent=1) + "\n")
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    disc = d_opt = None
+    if cfg.train.gan > 0:
+        disc = PatchDiscriminator().to(device)
+        d_opt = torch.optim.AdamW(disc.parameters(), lr=cfg.train.lr, betas=(0.5, 0.999))
+    start = 0
+    if resume:
+        ckpt = checkpoint.latest(run_dir)
+        if ckpt is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}")
+        checkpoint.load_weights(net, ckpt)
+        state = checkpoint.load_state(ckpt)
+        opt.load_state_dict(state["optimizer"])
+        if disc is not None and "disc" in state:
+            disc.load_state_dict(state["disc"])
+            d_opt.load_state_dict(state["disc_optimizer"])
+        checkpoint.set_rng_state(state["rng"])
+        start = state["step"]
+    if compile:
+        compile_parts(net)
+    model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
+    train_paths, _ = data_paths(cfg)
+    dataset = RandomCrops(train_paths, cfg.model.image_size, seed=cfg.train.seed)
+    log = open(run_dir / "log.jsonl", "a") if rank == 0 else None
+    from tqdm import tqdm
+
+    bar = tqdm(range(start, cfg.train.steps), initial=start, total=cfg.train.steps, desc="train",
+               disable=not progress or rank != 0, mininterval=1.0)  # fmt: skip
+    tic, seen = time.perf_counter(), 0
+    for step in bar:
+        images, masks = batch_at(dataset, cfg, step, rank, world)
+        images, masks = images.to(device), masks.to(device)
+        model.train()
+        out = model(images, masks)
+        parts = losses(model, out, images, masks, cfg, disc, step)
+        opt.zero_grad(set_to_none=True)
+        parts["total"].backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+        opt.step()
+        if disc is not None and step >= cfg.train.gan_start:
+            d_loss = hinge_d_loss(disc(images, masks), disc(out["output"].detach(), masks))
+            d_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            d_opt.step()
+        seen += images.shape[0] * world
+        done = step + 1
+        if rank == 0 and (done % cfg.train.log_every == 0 or done == cfg.train.steps):
+            rate = seen / (time.perf_counter() - tic)
+            entry = {"step": done, "images_per_s": rate} | {k: float(v.detach()) for k, v in parts.items()}
+            log.write(json.dumps(entry) + "\n")
+            log.flush()
+            bar.set_postfix(loss=f"{entry['total']:.4f}", img_s=f"{rate:.1f}", refresh=False)
+        if rank == 0 and (done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps):
+            state = {"optimizer": opt.state_dict(), "step": done, "rng": checkpoint.rng_state()}
+            if disc is not None:
+                state |= {"disc": disc.state_dict(), "disc_optimizer": d_opt.state_dict()}
+            checkpoint.save(run_dir, done, net, cfg, state)
+    if log is not None:
+        log.close()
+    summary = {"steps": cfg.train.steps, "run_dir": str(run_dir), "dino_source": net.dino_source}
+    if rank == 0 and cfg.train.steps > start:
+        _plots(run_dir, net, cfg)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary
+
+
+def _plots(run_dir: Path, net: InpaintNet, cfg: Config) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .data import fixed_crops
+    from .masks import evaluation_masks
+
+    entries = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line]
+    if entries:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for key in sorted(k for k in entries[0] if k not in ("step", "images_per_s")):
+            ax.plot([e["step"] for e in entries], [e.get(key, np.nan) for e in entries], label=key)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_yscale("log")
+        ax.legend()
+        ax.set_title(f"training losses (dino: {net.dino_source})")
+        fig.tight_layout()
+        fig.savefig(run_dir / "loss.png", dpi=110)
+        plt.close(fig)
+    _, held_out = data_paths(cfg)
+    images = fixed_crops(held_out, cfg.model.image_size, 1)[:4]
+    masks = torch.from_numpy(evaluation_masks(cfg.model.image_size, cfg.model.image_size, 2)["20-40%"])
+    masks = masks[:, None].repeat(3, 1, 1, 1)[: len(images)]
+    device = next(net.parameters()).device
+    net.eval()
+    with torch.no_grad():
+        out = net(images.to(device), masks.to(device))["output"].cpu()
+    rows = [images * (1 - masks) + masks * 0.5, out, images]
+    fig, axes = plt.subplots(len(images), 3, figsize=(7.5, 2.5 * len(images)), squeeze=False)
+    for i in range(len(images)):
+        for j, (title, batch) in enumerate(zip(("masked input", "output", "truth"), rows, strict=True)):
+            axes[i, j].imshow(batch[i].permute(1, 2, 0).clamp(0, 1).numpy())
+            axes[i, j].axis("off")
+            if i == 0:
+                axes[i, j].set_title(title)
+    fig.tight_layout()
+    fig.savefig(run_dir / "samples.png", dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="cpu-small", choices=("cpu-small", "paper"))
+    parser.add_argument("--config", type=Path, help="a saved config.json to start from (overrides --preset)")
+    parser.add_argument("--data", help="a folder of images (default: photographs in installed packages)")
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--out", type=Path, default=Path("runs/train"))
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    parser.add_argument("--no-compile", action="store_true", help="run the adapter and AdaLN blocks eagerly")
+    parser.add_argument("--dino-weights", help="a local file with the DINO backbone's weights")
+    parser.add_argument(
+        "--dino-random",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="use seeded random DINO weights when none can be had (the cpu-small default)",
+    )
+    parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE", help="override any field")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.resume and (args.out / "config.json").is_file() and args.config is None:
+        cfg = Config.from_dict(json.loads((args.out / "config.json").read_text()))
+    else:
+        cfg = Config.load(args.config) if args.config else preset(args.preset)
+    if args.data:
+        cfg.data.folder = args.data
+    if args.steps is not None:
+        cfg.train.steps = args.steps
+    if args.batch_size is not None:
+        cfg.train.batch_size = args.batch_size
+    if args.dino_weights:
+        cfg.dino_weights = args.dino_weights
+    if args.dino_random is not None:
+        cfg.dino_random = args.dino_random
+    override(cfg, args.set)
+    summary = train(cfg, args.out, resume=args.resume, compile=not args.no_compile, progress=not args.no_progress)
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""Training: the loss falls on a fixed batch; a run killed at any moment resumes to the
+same parameters as an uninterrupted one; DDP with 2 CPU processes; compiled = eager."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+from model_helpers import TINY_SET, tiny_config
+from safetensors.torch import load_file
+
+from model.data import RandomCrops, default_image_paths
+from model.train import batch_at, build_model, compile_parts, losses
+
+
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    net = build_model(cfg)
+    images, masks = batch_at(RandomCrops(default_image_paths()[:3], 32), cfg, 0, 0, 1)
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=2e-3)
+    history = []
+    for _ in range(40):
+        parts = losses(net, net(images, masks), images, masks, cfg)
+        opt.zero_grad()
+        parts["total"].backward()
+        opt.step()
+        history.append(float(parts["total"].detach()))
+    assert sum(history[-5:]) / 5 < 0.8 * sum(history[:5]) / 5
+
+
+def _train_cmd(out, *extra):
+    return [sys.executable, "-m", "model.train", "--out", str(out), "--no-compile", "--no-progress",
+            "--set", *TINY_SET, "train.steps=6", "train.checkpoint_every=2", *extra]  # fmt: skip
+
+
+def _final_weights(run):
+    return load_file(str(run / "step-0000006" / "model.safetensors"))
+
+
+def test_resume_after_a_kill_gives_the_uninterrupted_parameters(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    straight = tmp_path / "straight"
+    subprocess.run(_train_cmd(straight), check=True, env=env, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "latest").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # mid-run: after its first checkpoint, wherever it is now
+    proc.wait()
+    step = (killed / "latest").read_text().strip()
+    assert step != "step-0000006", "the run finished before it could be killed"
+    subprocess.run(_train_cmd(killed, "--resume"), check=True, env=env, capture_output=True)
+    a, b = _final_weights(straight), _final_weights(killed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_ddp_with_two_cpu_processes(tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "model.train",
+           "--out", str(out), "--no-compile", "--no-progress", "--set", *TINY_SET, "train.steps=3"]  # fmt: skip
+    res = subprocess.run(cmd, env=dict(os.environ, PYTHONPATH=os.getcwd(), OMP_NUM_THREADS="1"),
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads((out / "config.json").read_text())["world_size"] == 2
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [1, 2, 3] and all(torch.isfinite(torch.tensor(e["total"])) for e in log)
+    assert (out / "step-0000003" / "model.safetensors").is_file()
+
+
+def test_compiled_parts_match_eager():
+    torch._dynamo.reset()
+    cfg = tiny_config()
+    net = build_model(cfg)
+    images, masks = batch_at(RandomCrops(default_image_paths()[:2], 32), cfg, 0, 0, 1)
+    with torch.no_grad():
+        net.bottleneck.blocks[0].cond.weight.normal_(0, 0.1)  # open the zero-initialised gate
+        eager = net(images, masks)["pred"]
+        compile_parts(net)
+        compiled = net(images, masks)["pred"]
+    torch.testing.assert_close(compiled, eager, atol=1e-4, rtol=1e-4)

@@ -21,6 +21,7 @@ class ModelConfig:
     overlap: int = 1
     window: str = "box"
     offset_range: float = 1.0  # tanh offsets, in grid cells
+    learn_opacity: bool = False  # the paper fixes opacity to 1
     dino_model: str = "vit_small_patch14_dinov2"
     dino_input: int = 56  # DINO sees the image resized to this (a multiple of 14; 4x4 tokens)
     adapter_mult: int = 2  # adapter hidden width = mult x DINO width (paper: 4)

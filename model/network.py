@@ -30,7 +30,7 @@ from .classical import telea_batch
 from .config import ModelConfig
 from .dino import Adapter, FrozenDINO
 
-PARAMS_PER_GAUSSIAN = 2 + 3 + 3 + 1  # offset, Cholesky, color, opacity
+PARAMS_PER_GAUSSIAN = 2 + 3 + 3  # offset, Cholesky, color (+ 1 where opacity is learnt)
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Module:
@@ -63,7 +63,8 @@ class GaussianHead(nn.Module):
             raise ValueError(f"model.patch_size: expected a multiple of 4, got {cfg.patch_size}")
         self.cfg = cfg
         k = cfg.gaussians_per_patch
-        self.proj = nn.Conv2d(cin, k * PARAMS_PER_GAUSSIAN, kernel_size=cfg.patch_size // 4, stride=cfg.patch_size // 4)
+        self.params = PARAMS_PER_GAUSSIAN + int(cfg.learn_opacity)
+        self.proj = nn.Conv2d(cin, k * self.params, kernel_size=cfg.patch_size // 4, stride=cfg.patch_size // 4)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
         side, p = cfg.gaussians_per_side, cfg.patch_size
@@ -72,20 +73,26 @@ class GaussianHead(nn.Module):
         gy, gx = torch.meshgrid(t, t, indexing="ij")
         self.register_buffer("grid", torch.stack((gx.reshape(-1), gy.reshape(-1)), -1), persistent=False)
         sigma0 = 0.6  # in cells
-        self.diag_bias = math.log(math.expm1(sigma0 - 0.05))  # softplus^-1
+        # a floor on the width: needle-thin Gaussians miss every pixel centre, get no
+        # gradient and die (seen: sigma 0.1 px after 500 steps with a 0.05-cell floor)
+        self.min_sigma = 0.25
+        self.diag_bias = math.log(math.expm1(sigma0 - self.min_sigma))  # softplus^-1
         self.coverage = 2 * math.pi * sigma0**2  # sum over a cell's pixels of one G, per pixel
 
     def forward(self, feats: torch.Tensor):
         b = feats.shape[0]
         raw = self.proj(feats)  # [B, K*9, Hp, Wp]
         hp, wp = raw.shape[-2:]
-        raw = raw.reshape(b, self.cfg.gaussians_per_patch, PARAMS_PER_GAUSSIAN, hp, wp).permute(0, 3, 4, 1, 2)
-        offset, chol, color, opacity = raw.split((2, 3, 3, 1), dim=-1)
+        raw = raw.reshape(b, self.cfg.gaussians_per_patch, self.params, hp, wp).permute(0, 3, 4, 1, 2)
+        offset, chol, color = raw[..., :2], raw[..., 2:5], raw[..., 5:8]
         means = self.grid + torch.tanh(offset) * (self.cfg.offset_range * self.cell)
-        diag = self.cell * (F.softplus(chol[..., 0::2] + self.diag_bias) + 0.05)
+        diag = self.cell * (F.softplus(chol[..., 0::2] + self.diag_bias) + self.min_sigma)
         cholesky = torch.stack((diag[..., 0], self.cell * chol[..., 1], diag[..., 1]), -1)
-        opacity = torch.sigmoid(opacity[..., 0])
-        colors = (color + self.color_bias) / (0.5 * self.coverage)  # opacity 0.5 at the start
+        # opacity fixed to 1 unless learnt: a sigmoid opacity saturates at 0 and the
+        # Gaussian stops learning (seen: mean opacity 0.002 after 500 steps at lr 1e-3)
+        opacity = torch.sigmoid(raw[..., 8]) if self.cfg.learn_opacity else None
+        scale = 0.5 if self.cfg.learn_opacity else 1.0  # the starting opacity
+        colors = (color + self.color_bias) / (scale * self.coverage)
         return means, cholesky, colors, opacity
 
 

@@ -26,8 +26,11 @@ def _batch(b=2, size=32):
     return image, mask
 
 
-@pytest.mark.parametrize("variant", [{}, {"use_dino": False}, {"use_adaln": False}, {"decoder": "conv"}],
-                         ids=["full", "no-dino", "no-adaln", "conv-decoder"])  # fmt: skip
+@pytest.mark.parametrize(
+    "variant",
+    [{}, {"use_dino": False}, {"use_adaln": False}, {"decoder": "conv"}, {"learn_opacity": True}, {"prefill": "none"}],
+    ids=["full", "no-dino", "no-adaln", "conv-decoder", "learnt-opacity", "no-prefill"],
+)
 def test_shapes_and_known_pixels(dino, variant):
     net = InpaintNet(_tiny(**variant), dino)
     image, mask = _batch()

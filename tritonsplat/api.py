@@ -29,11 +29,13 @@ def resolve_backend(backend: str, device: torch.device) -> str:
 
 
 def _check_gaussians(means, cholesky, colors, opacity, lead: int) -> None:
-    """Shapes of the four per-Gaussian tensors, whose first `lead` axes index Gaussians."""
+    """Shapes of the per-Gaussian tensors (colors may be None), whose first `lead` axes
+    index Gaussians."""
     chk.check_tensor("means", means, (None,) * lead + (2,))
     dims = tuple(means.shape[:-1])
     chk.check_tensor("cholesky", cholesky, dims + (3,))
-    chk.check_tensor("colors", colors, dims + (None,))
+    if colors is not None:
+        chk.check_tensor("colors", colors, dims + (None,))
     if opacity is not None:
         chk.check_tensor("opacity", opacity, dims)
 
@@ -143,7 +145,7 @@ def gaussians_at(
     """Which Gaussians touch each pixel under `rasterize`'s rules (alpha > 0 there: inside
     the 3-sigma ellipse and at or above `alpha_min`), as one int64 tensor of indices per
     pixel, in compositing order. For a batch, call it per image."""
-    _check_gaussians(means, cholesky, means[..., :1], opacity, lead=1)
+    _check_gaussians(means, cholesky, None, opacity, lead=1)
     chk.check_tensor("pixels", pixels, (None, 2))
     chk.check_scalars(alpha_max=alpha_max, alpha_min=alpha_min)
     with torch.no_grad():

@@ -38,7 +38,7 @@ class _Tiles(Workspace):
         self.b, self.n, self.c = colors.shape
         self.h, self.w, self.t = height, width, tile_size
         self.bins: Bins = bin_gaussians(means, cholesky, opacity, height, width, tile_size, alpha_min)
-        self.flat = [None if x is None else x.reshape(self.b * self.n, *x.shape[2:]) for x in (means, cholesky, colors)]
+        self.flat = [x.reshape(self.b * self.n, x.shape[-1]) for x in (means, cholesky, colors)]
         self.op = None if opacity is None else opacity.reshape(-1)
 
     def chunks(self):

@@ -10,9 +10,10 @@ import torch
 
 from model.config import preset
 from model.data import RandomCrops, default_image_paths
+from model.dino import FeatureCache
 from model.evaluate import DEFAULT_CKPT, load_model
 from model.masks import bucket_mask
-from model.train import batch_at, build_model, losses
+from model.train import batch_at, build_model, crop_indices, losses
 
 from .common import environment
 
@@ -37,21 +38,27 @@ def bench_inference_256(benchmark):
     benchmark.pedantic(run, rounds=10, warmup_rounds=2)
 
 
-def bench_train_step(benchmark):
+@pytest.mark.parametrize("dino_cache", [False, True], ids=["fresh-crops", "cached-dino"])
+def bench_train_step(benchmark, dino_cache):
+    """One optimizer step of the default preset (eager). With the cache (a crop pool that
+    comes round again) the complete images' DINO features are looked up, not computed."""
     cfg = preset("cpu-small")
     net = build_model(cfg)
     data = RandomCrops(default_image_paths()[:4], cfg.model.image_size)
     images, masks = batch_at(data, cfg, 0, 0, 1)
     opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=cfg.train.lr)
+    cache, keys = FeatureCache(), crop_indices(cfg, 0, 0, 1)
 
     def step():
-        parts = losses(net, net(images, masks), images, masks, cfg)
+        complete = cache(net.dino, images, keys) if dino_cache else None
+        parts = losses(net, net(images, masks), images, masks, cfg, complete=complete)
         opt.zero_grad(set_to_none=True)
         parts["total"].backward()
         opt.step()
 
     step()
-    benchmark.extra_info.update(batch=cfg.train.batch_size, compiled=False, **environment())
+    benchmark.group = "train step"
+    benchmark.extra_info.update(batch=cfg.train.batch_size, compiled=False, dino_cache=dino_cache, **environment())
     benchmark.pedantic(step, rounds=5, warmup_rounds=1)
     benchmark.extra_info["images_per_s"] = cfg.train.batch_size / benchmark.stats.stats.mean
 

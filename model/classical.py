@@ -3,6 +3,10 @@ the evaluation baselines, and the coarse fill the CPU preset feeds its encoder."
 
 from __future__ import annotations
 
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 import torch
@@ -36,6 +40,21 @@ def biharmonic(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(out.astype(np.float32)).permute(2, 0, 1).clamp(0, 1).to(image.device)
 
 
-def telea_batch(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """[B, 3, H, W], [B, 1, H, W] -> the Telea fill of every image (no gradient)."""
-    return torch.stack([telea(i, m) for i, m in zip(images, masks, strict=True)])
+def fill_batch(methods: list[str], images: torch.Tensor, masks: torch.Tensor) -> list[torch.Tensor]:
+    """[B, 3, H, W], [B, 1, H, W] -> for each name in `methods` (keys of PREFILLS) every
+    image filled that way, [B, 3, H, W], no gradient. The (method, image) pairs run on a
+    small thread pool: OpenCV and SciPy's sparse solver release the GIL, so the fills
+    use the cores that a single-threaded call would leave idle."""
+    jobs = [(PREFILLS[name], image, mask) for name in methods for image, mask in zip(images, masks, strict=True)]
+    filled = list(_pool().map(lambda job: job[0](job[1], job[2]), jobs))
+    b = images.shape[0]
+    return [torch.stack(filled[i * b : (i + 1) * b]) for i in range(len(methods))]
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="fill")
+
+
+# the coarse fills a model can be given as a prior (ModelConfig.prefill)
+PREFILLS = {"telea": telea, "navier-stokes": navier_stokes, "biharmonic": biharmonic}

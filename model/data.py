@@ -2,8 +2,10 @@
 
 `--data DIR` takes any folder of images. With none, the default set is the photographs
 that ship inside installed packages (scikit-image's, scikit-learn's and matplotlib's
-sample images) plus, when present, Debian's plasma-workspace-wallpapers. A fixed,
-seeded split by image keeps a held-out set that training never sees.
+sample images). A fixed, seeded split by image keeps a held-out set that training never
+sees. When Debian's plasma-workspace-wallpapers is installed, one picture of each
+wallpaper joins the training side only, so the held-out set (and every figure measured
+on it) is the same with or without them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,22 @@ _SKIMAGE = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcy
             "motorcycle_right.png", "hubble_deep_field.jpg", "retina.jpg", "ihc.png", "camera.png",
             "brick.png", "grass.png", "gravel.png", "moon.png", "coins.png"]  # fmt: skip
 WALLPAPERS = Path("/usr/share/wallpapers")
+
+
+def wallpaper_paths(root: Path = WALLPAPERS) -> list[Path]:
+    """One picture per installed wallpaper: of its light variants, the smallest whose
+    short side is at least 1,000 px (names are WIDTHxHEIGHT), else the largest."""
+    chosen = []
+    for folder in sorted(p for p in root.glob("*/contents/images") if p.is_dir()):
+        sized = []
+        for p in folder.iterdir():
+            w, _, h = p.stem.partition("x")
+            if p.suffix.lower() in IMAGE_SUFFIXES and w.isdigit() and h.isdigit():
+                sized.append((int(w) * int(h), min(int(w), int(h)), p))
+        big = sorted(s for s in sized if s[1] >= 1000)
+        if big or sized:
+            chosen.append(big[0][2] if big else max(sized)[2])
+    return chosen
 
 
 def default_image_paths() -> list[Path]:
@@ -42,8 +60,6 @@ def default_image_paths() -> list[Path]:
     import matplotlib.cbook
 
     paths.append(Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
-    if WALLPAPERS.is_dir():
-        paths += sorted(p for p in WALLPAPERS.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     return paths
 
 
@@ -67,21 +83,29 @@ def split(paths: list[Path], holdout: float, seed: int) -> tuple[list[Path], lis
     return order[n_test:], order[:n_test]
 
 
-def load_rgb(path: Path, min_side: int) -> torch.Tensor:
-    """[3, H, W] float in [0, 1], grayscale made RGB, upscaled if its short side < min_side."""
-    img = Image.open(path).convert("RGB")
-    if min(img.size) < min_side:
-        scale = min_side / min(img.size)
-        img = img.resize((max(min_side, round(img.width * scale)), max(min_side, round(img.height * scale))))
+def load_rgb(path: Path, min_side: int, max_side: int | None = None) -> torch.Tensor:
+    """[3, H, W] float in [0, 1], grayscale made RGB, rescaled so that its short side
+    lies in [min_side, max_side]."""
+    img = Image.open(path)
+    short = min(img.size)
+    target = min_side if short < min_side else max_side if max_side and short > max_side else None
+    if target is not None:
+        scale = target / short
+        size = (max(target, round(img.width * scale)), max(target, round(img.height * scale)))
+        img.draft("RGB", size)  # JPEG: decode at a reduced scale when shrinking
+        img = img.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+    img = img.convert("RGB")
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 
 class RandomCrops(torch.utils.data.Dataset):
     """Random square crops (at a random scale of 1 to 2x the crop per short side) with
-    horizontal flips; `length` items per epoch."""
+    horizontal flips; `length` items per epoch. Images are held shrunk to a short side of
+    at most `max_scale` crops, so a 5K wallpaper gives scenes rather than flat details
+    (and does not take 170 MB as floats)."""
 
-    def __init__(self, paths: list[Path], size: int, length: int = 100_000, seed: int = 0):
-        self.images = [load_rgb(p, size) for p in paths]
+    def __init__(self, paths: list[Path], size: int, length: int = 100_000, seed: int = 0, max_scale: int = 4):
+        self.images = [load_rgb(p, size, max_scale * size) for p in paths]
         self.size, self.length, self.seed = size, length, seed
 
     def __len__(self) -> int:

@@ -80,6 +80,25 @@ class FrozenDINO(nn.Module):
         return self.vit.forward_features((x - self.mean) / self.std)[:, 0]
 
 
+class FeatureCache:
+    """The complete images' DINO features, kept by crop: the adapter's target costs a
+    frozen ViT forward per image per step, but a crop that comes round again (a finite
+    crop pool, `train.crop_pool`) has the same feature, so it is computed once."""
+
+    def __init__(self) -> None:
+        self.store: dict[int, torch.Tensor] = {}
+        self.hits = self.misses = 0
+
+    def __call__(self, dino: FrozenDINO, images: torch.Tensor, keys: list[int]) -> torch.Tensor:
+        missing = [i for i, k in enumerate(keys) if k not in self.store]
+        if missing:
+            for i, feature in zip(missing, dino(images[missing]), strict=True):
+                self.store[keys[i]] = feature.clone()
+        self.hits += len(keys) - len(missing)
+        self.misses += len(missing)
+        return torch.stack([self.store[k] for k in keys])
+
+
 class Adapter(nn.Module):
     """MLP D -> 4D -> D (GELU) from the masked image's CLS feature toward the complete
     image's; trained with a negative cosine loss (DESIGN.md section 6)."""

@@ -21,7 +21,7 @@ import torch
 from tritonsplat.metrics import psnr, ssim
 
 from . import checkpoint
-from .classical import biharmonic, navier_stokes, telea
+from .classical import fill_batch
 from .config import Config
 from .data import fixed_crops
 from .masks import BUCKETS, evaluation_masks
@@ -30,10 +30,10 @@ from .train import build_model, data_paths
 DEFAULT_CKPT = Path(__file__).parent / "release" / "cpu-small"
 
 
-BASELINES = {
-    "telea (OpenCV)": telea,
-    "navier-stokes (OpenCV)": navier_stokes,
-    "biharmonic (scikit-image)": biharmonic,
+BASELINES = {  # table name: key of model.classical.PREFILLS
+    "telea (OpenCV)": "telea",
+    "navier-stokes (OpenCV)": "navier-stokes",
+    "biharmonic (scikit-image)": "biharmonic",
 }
 
 
@@ -69,9 +69,9 @@ def evaluate(net, cfg: Config, per_image: int, batch: int = 8) -> dict:
                     for i in range(0, len(images), batch)
                 ]
             )
-        for name, fn in BASELINES.items():
-            filled = torch.stack([fn(images[i], m[i]) for i in range(len(images))])
-            outputs[name] = filled * m + images * (1 - m)  # known pixels composited
+        filled = fill_batch(list(BASELINES.values()), images, m)
+        for name, fill in zip(BASELINES, filled, strict=True):
+            outputs[name] = fill * m + images * (1 - m)  # known pixels composited
         results["buckets"][bucket] = {
             name: {"psnr": float(psnr(out, images).mean()), "ssim": float(ssim(out, images).mean())}
             for name, out in outputs.items()

@@ -15,6 +15,13 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, w_ho
     return ((pred - target).abs() * weight).mean()
 
 
+def masked_l2(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, w_hole: float, w_valid: float):
+    """Squared error weighted toward the holes: its minimiser is the conditional mean,
+    what PSNR rewards (L1's is the median, which for an uncertain residual is zero)."""
+    weight = w_hole * mask + w_valid * (1 - mask)
+    return ((pred - target).square() * weight).mean()
+
+
 def structure_loss(pred: torch.Tensor, target: torch.Tensor, scales: int = 3) -> torch.Tensor:
     """A perceptual term that needs no downloaded weights: 1 - SSIM at `scales` octaves
     plus the L1 of image gradients (edges). (LPIPS needs VGG/AlexNet weights that this

@@ -3,11 +3,13 @@ and the mask, residual bottleneck blocks with AdaLN conditioned on the adapted D
 vector, and a head that gives every patch its K Gaussians, rendered by
 `tritonsplat.rasterize_patches` with overlap feathering (DESIGN.md section 6).
 
-With `prefill="telea"` (the CPU preset) the encoder also sees OpenCV's Telea fill of the
-masked image, a coarse prior computed from the same inputs, and the decoder renders the
-residual over it: the model starts out as Telea and training adds what Telea misses.
-(Rendering the whole hole from scratch, a 1,200-step run on 2 CPU cores scored 1.9 dB
-below Telea itself on the held-out set, measured.)
+With `prefill` (the CPU preset: biharmonic, Navier-Stokes and Telea) the encoder also sees
+classical fills of the masked image, coarse priors computed from the same inputs, and the
+Gaussians render, besides an RGB residual, per-pixel logits that mix the fills: the model
+starts out as a fixed blend (`prefill_prior`) and training learns where each fill is right
+and what they all miss. Measured on the held-out set: rendering the whole hole from
+scratch, a 1,200-step run on 2 CPU cores scored 1.9 dB below Telea; a residual over a
+single fill stayed within 0.01 dB of that fill.
 
 Ablations (`ModelConfig`): `use_dino=False` conditions AdaLN on a pooled encoder feature
 instead of DINO; `use_adaln=False` uses plain residual blocks and adds the DINO vector as
@@ -26,11 +28,11 @@ from torch import nn
 from tritonsplat import rasterize_patches
 
 from .blocks import Bottleneck
-from .classical import telea_batch
+from .classical import PREFILLS, fill_batch
 from .config import ModelConfig
 from .dino import Adapter, FrozenDINO
 
-PARAMS_PER_GAUSSIAN = 2 + 3 + 3  # offset, Cholesky, color (+ 1 where opacity is learnt)
+GEOMETRY = 2 + 3  # offset, Cholesky; then `channels` colors (+ 1 where opacity is learnt)
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Module:
@@ -52,18 +54,19 @@ class Up(nn.Module):
 class GaussianHead(nn.Module):
     """Features at 1/4 resolution -> per patch K Gaussians: grid positions plus tanh
     offsets (bounded by `offset_range` grid cells), Cholesky factors with a positive
-    diagonal, colors, opacity; the head's last layer starts at zero, so every Gaussian
-    starts on its grid point, round and half opaque, mid-grey (or black when it renders a
-    residual)."""
+    diagonal, `channels` colors, opacity; the head's last layer starts at zero, so every
+    Gaussian starts on its grid point, round, mid-grey (or zero when it renders a residual
+    and mixing logits)."""
 
-    def __init__(self, cin: int, cfg: ModelConfig, residual: bool):
+    def __init__(self, cin: int, cfg: ModelConfig, channels: int, residual: bool):
         super().__init__()
         self.color_bias = 0.0 if residual else 0.5
+        self.channels = channels
         if cfg.patch_size % 4:
             raise ValueError(f"model.patch_size: expected a multiple of 4, got {cfg.patch_size}")
         self.cfg = cfg
         k = cfg.gaussians_per_patch
-        self.params = PARAMS_PER_GAUSSIAN + int(cfg.learn_opacity)
+        self.params = GEOMETRY + channels + int(cfg.learn_opacity)
         self.proj = nn.Conv2d(cin, k * self.params, kernel_size=cfg.patch_size // 4, stride=cfg.patch_size // 4)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
@@ -73,27 +76,50 @@ class GaussianHead(nn.Module):
         gy, gx = torch.meshgrid(t, t, indexing="ij")
         self.register_buffer("grid", torch.stack((gx.reshape(-1), gy.reshape(-1)), -1), persistent=False)
         sigma0 = 0.6  # in cells
-        # a floor on the width: needle-thin Gaussians miss every pixel centre, get no
-        # gradient and die (seen: sigma 0.1 px after 500 steps with a 0.05-cell floor)
-        self.min_sigma = 0.25
-        self.diag_bias = math.log(math.expm1(sigma0 - self.min_sigma))  # softplus^-1
+        # widths bounded on both sides. Below: needle-thin Gaussians miss every pixel
+        # centre, get no gradient and die (seen: sigma 0.1 px with a 0.05-cell floor).
+        # Above: in "sum" mode a wider Gaussian is also a brighter one, and unbounded
+        # widths were seen to grow to 10 cells within 300 steps, every patch collapsing
+        # to one smooth blob (the loss prefers smooth fills under uncertainty).
+        self.min_sigma, self.max_sigma = 0.25, 1.5
+        frac = (sigma0 - self.min_sigma) / (self.max_sigma - self.min_sigma)
+        self.diag_bias = math.log(frac / (1 - frac))  # sigmoid^-1
         self.coverage = 2 * math.pi * sigma0**2  # sum over a cell's pixels of one G, per pixel
 
     def forward(self, feats: torch.Tensor):
         b = feats.shape[0]
-        raw = self.proj(feats)  # [B, K*9, Hp, Wp]
+        raw = self.proj(feats)  # [B, K*params, Hp, Wp]
         hp, wp = raw.shape[-2:]
         raw = raw.reshape(b, self.cfg.gaussians_per_patch, self.params, hp, wp).permute(0, 3, 4, 1, 2)
-        offset, chol, color = raw[..., :2], raw[..., 2:5], raw[..., 5:8]
+        offset, chol, color = raw[..., :2], raw[..., 2:5], raw[..., 5 : 5 + self.channels]
         means = self.grid + torch.tanh(offset) * (self.cfg.offset_range * self.cell)
-        diag = self.cell * (F.softplus(chol[..., 0::2] + self.diag_bias) + self.min_sigma)
-        cholesky = torch.stack((diag[..., 0], self.cell * chol[..., 1], diag[..., 1]), -1)
+        span = self.max_sigma - self.min_sigma
+        diag = self.cell * (torch.sigmoid(chol[..., 0::2] + self.diag_bias) * span + self.min_sigma)
+        shear = self.cell * self.max_sigma * torch.tanh(chol[..., 1])
+        cholesky = torch.stack((diag[..., 0], shear, diag[..., 1]), -1)
         # opacity fixed to 1 unless learnt: a sigmoid opacity saturates at 0 and the
         # Gaussian stops learning (seen: mean opacity 0.002 after 500 steps at lr 1e-3)
-        opacity = torch.sigmoid(raw[..., 8]) if self.cfg.learn_opacity else None
+        opacity = torch.sigmoid(raw[..., -1]) if self.cfg.learn_opacity else None
         scale = 0.5 if self.cfg.learn_opacity else 1.0  # the starting opacity
         colors = (color + self.color_bias) / (scale * self.coverage)
         return means, cholesky, colors, opacity
+
+
+def _fills(cfg: ModelConfig) -> list[str]:
+    """The configured classical fills, checked (a bare name or "none" from an older
+    configuration is read as a list)."""
+    fills = cfg.prefill
+    if isinstance(fills, str):
+        fills = [] if fills == "none" else [fills]
+    unknown = [f for f in fills if f not in PREFILLS]
+    if unknown:
+        raise ValueError(f"model.prefill: expected names from {sorted(PREFILLS)}, got {fills!r}")
+    if len(fills) > 1 and (len(cfg.prefill_prior) != len(fills) or min(cfg.prefill_prior) <= 0):
+        raise ValueError(
+            f"model.prefill_prior: expected {len(fills)} positive mixing weights (one per fill), "
+            f"got {cfg.prefill_prior!r}"
+        )
+    return list(fills)
 
 
 class InpaintNet(nn.Module):
@@ -103,9 +129,12 @@ class InpaintNet(nn.Module):
         if cfg.image_size % cfg.patch_size or cfg.image_size % 8:
             raise ValueError(f"model.image_size: expected a multiple of 8 and of patch_size, got {cfg.image_size}")
         ch = [min(cfg.base_channels * 2**i, cfg.max_channels) for i in range(cfg.downsamples + 1)]
-        if cfg.prefill not in ("none", "telea"):
-            raise ValueError(f"model.prefill: expected 'none' or 'telea', got {cfg.prefill!r}")
-        inputs = 4 + 3 * (cfg.prefill == "telea")
+        self.fills = _fills(cfg)
+        inputs = 4 + 3 * len(self.fills)
+        # rendered channels: RGB (a residual when there are fills), then mixing logits
+        out = 3 + len(self.fills) * (len(self.fills) > 1)
+        if len(self.fills) > 1:
+            self.register_buffer("prior_logits", torch.tensor(cfg.prefill_prior).log()[:, None, None], persistent=False)
         self.stem = nn.Sequential(nn.Conv2d(inputs, ch[0], 7, padding=3), nn.GELU())
         self.down = nn.ModuleList(_conv(ch[i], ch[i + 1], stride=2) for i in range(cfg.downsamples))
         self.dino = dino if cfg.use_dino else None
@@ -117,11 +146,11 @@ class InpaintNet(nn.Module):
         # decode from 1/2^D up to 1/4 with skips; the conv ablation continues to full size
         self.up = nn.ModuleList(Up(ch[i + 1], ch[i], ch[i]) for i in reversed(range(2, cfg.downsamples)))
         if cfg.decoder == "gaussian":
-            self.head = GaussianHead(ch[2], cfg, residual=cfg.prefill != "none")
+            self.head = GaussianHead(ch[2], cfg, out, residual=bool(self.fills))
         elif cfg.decoder == "conv":
             self.to_full = nn.ModuleList((Up(ch[2], ch[1], ch[1]), Up(ch[1], ch[0], ch[0])))
-            self.head = nn.Conv2d(ch[0], 3, 3, padding=1)
-            if cfg.prefill != "none":  # a residual over the coarse fill starts at zero
+            self.head = nn.Conv2d(ch[0], out, 3, padding=1)
+            if self.fills:  # the residual and the logits start at zero
                 nn.init.zeros_(self.head.weight)
                 nn.init.zeros_(self.head.bias)
         else:
@@ -139,10 +168,8 @@ class InpaintNet(nn.Module):
         Returns the prediction, the composite with the known pixels, and the DINO features."""
         masked = image * (1 - mask)
         inputs = [masked, mask]
-        coarse = None
-        if self.cfg.prefill == "telea":
-            coarse = telea_batch(masked, mask)
-            inputs.append(coarse)
+        fills = fill_batch(self.fills, masked, mask)
+        inputs += fills
         x = self.stem(torch.cat(inputs, 1))
         skips = [x]
         for down in self.down:
@@ -163,7 +190,10 @@ class InpaintNet(nn.Module):
         else:
             x = self.to_full[0](x, skips[1])
             x = self.to_full[1](x, skips[0])
-            pred = self.head(x) if coarse is not None else torch.sigmoid(self.head(x))
-        if coarse is not None:
-            pred = coarse + pred
+            pred = self.head(x) if fills else torch.sigmoid(self.head(x))
+        if len(fills) == 1:
+            pred = fills[0] + pred
+        elif fills:  # per-pixel softmax over the fills, from the prior's weights
+            weights = torch.softmax(self.prior_logits + pred[:, 3:], 1)  # [B, n, H, W]
+            pred = torch.einsum("bnhw,bnchw->bchw", weights, torch.stack(fills, 1)) + pred[:, :3]
         return dict(pred=pred, output=pred * mask + image * (1 - mask), cond=cond, dino_masked=dino_masked)

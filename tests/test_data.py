@@ -37,3 +37,32 @@ def test_folder_errors(tmp_path):
     assert folder_image_paths(tmp_path) == [tmp_path / "a.png"]
     with pytest.raises(ValueError, match="need at least 2 images"):
         split(folder_image_paths(tmp_path), 0.2, 0)
+
+
+def test_wallpapers_give_one_picture_each_and_only_to_training(tmp_path, monkeypatch):
+    import model.train as train_mod
+    from model.config import Config
+    from model.data import wallpaper_paths
+
+    for name, files in {"A": ["1280x1024.jpg", "5120x2880.jpg", "640x480.jpg"], "B": ["800x600.png"]}.items():
+        for f in files:
+            (tmp_path / name / "contents" / "images").mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8)).save(tmp_path / name / "contents" / "images" / f)
+        (tmp_path / name / "contents" / "screenshot.png").write_bytes(b"")  # not a wallpaper
+    chosen = wallpaper_paths(tmp_path)
+    assert [(p.parent.parent.parent.name, p.name) for p in chosen] == [("A", "1280x1024.jpg"), ("B", "800x600.png")]
+    cfg = Config()
+    train_without, held_out = train_mod.data_paths(cfg)
+    monkeypatch.setattr(train_mod, "wallpaper_paths", lambda: chosen)
+    train_with, held_out_with = train_mod.data_paths(cfg)
+    assert held_out_with == held_out and train_with[-2:] == chosen
+    assert set(train_with) - set(chosen) == set(train_without) - set(wallpaper_paths())
+
+
+def test_large_images_are_shrunk_for_training_crops(tmp_path):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (900, 600), (10, 200, 30)).save(path)
+    ds = RandomCrops([path], 32)
+    assert ds.images[0].shape == (3, 128, 192)  # short side: 4 crops
+    assert ds[0].shape == (3, 32, 32)
+    torch.testing.assert_close(ds.images[0][:, 5, 5], torch.tensor([10, 200, 30]) / 255, atol=1e-6, rtol=0)

@@ -4,6 +4,7 @@ the frozen DINO, known pixels kept, ablations build, errors."""
 import pytest
 import torch
 
+from model.classical import fill_batch
 from model.config import ModelConfig
 from model.dino import FrozenDINO
 from model.network import InpaintNet
@@ -28,8 +29,16 @@ def _batch(b=2, size=32):
 
 @pytest.mark.parametrize(
     "variant",
-    [{}, {"use_dino": False}, {"use_adaln": False}, {"decoder": "conv"}, {"learn_opacity": True}, {"prefill": "none"}],
-    ids=["full", "no-dino", "no-adaln", "conv-decoder", "learnt-opacity", "no-prefill"],
+    [
+        {},
+        {"use_dino": False},
+        {"use_adaln": False},
+        {"decoder": "conv"},
+        {"learn_opacity": True},
+        {"prefill": []},
+        {"prefill": ["telea"]},
+    ],  # fmt: skip
+    ids=["full", "no-dino", "no-adaln", "conv-decoder", "learnt-opacity", "no-prefill", "one-prefill"],
 )
 def test_shapes_and_known_pixels(dino, variant):
     net = InpaintNet(_tiny(**variant), dino)
@@ -59,7 +68,28 @@ def test_gradients_reach_every_trainable_parameter_and_not_dino(dino):
     assert all(p.grad is None for p in dino.parameters())
 
 
+@pytest.mark.parametrize("decoder", ["gaussian", "conv"])
+def test_untrained_model_with_fills_is_their_prior_blend(dino, decoder):
+    """The residual and the mixing logits start at zero: before training the prediction
+    is exactly the prior-weighted blend of the classical fills, so training starts from
+    a classical result rather than from noise."""
+    cfg = _tiny(decoder=decoder, prefill=["biharmonic", "telea"], prefill_prior=[0.8, 0.2])
+    net = InpaintNet(cfg, dino)
+    image, mask = _batch()
+    masked = image * (1 - mask)
+    with torch.no_grad():
+        pred = net(image, mask)["pred"]
+    biharmonic, telea = fill_batch(["biharmonic", "telea"], masked, mask)
+    blend = 0.8 * biharmonic + 0.2 * telea
+    torch.testing.assert_close(pred, blend, atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(blend, telea, atol=1e-3)
+
+
 def test_bad_configuration_is_refused(dino):
+    with pytest.raises(ValueError, match=r"model.prefill: expected names from .*, got \['kriging'\]"):
+        InpaintNet(_tiny(prefill=["kriging"]), dino)
+    with pytest.raises(ValueError, match=r"model.prefill_prior: expected 2 positive mixing weights .* got \[1.0\]"):
+        InpaintNet(_tiny(prefill=["telea", "biharmonic"], prefill_prior=[1.0]), dino)
     with pytest.raises(ValueError, match="model.decoder: expected 'gaussian' or 'conv', got 'mlp'"):
         InpaintNet(_tiny(decoder="mlp"), dino)
     with pytest.raises(ValueError, match="model.image_size"):

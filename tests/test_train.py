@@ -10,12 +10,14 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from model_helpers import TINY_SET, tiny_config
 from safetensors.torch import load_file
 
 from model.data import RandomCrops, default_image_paths
-from model.train import batch_at, build_model, compile_parts, losses
+from model.dino import FeatureCache
+from model.train import batch_at, build_model, compile_parts, crop_indices, learning_rate, losses, train
 
 
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
@@ -32,6 +34,36 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
         opt.step()
         history.append(float(parts["total"].detach()))
     assert sum(history[-5:]) / 5 < 0.8 * sum(history[:5]) / 5
+
+
+def test_cosine_schedule_falls_from_lr_to_its_floor_and_constant_stays():
+    cfg = tiny_config(steps=11, lr=1e-3, lr_final=0.1)
+    rates = [learning_rate(cfg, s) for s in range(11)]
+    assert rates[0] == 1e-3 and abs(rates[-1] - 1e-4) < 1e-12
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    assert abs(rates[5] - 0.55e-3) < 1e-12  # half way: the mean of the two ends
+    cfg.train.schedule = "constant"
+    assert {learning_rate(cfg, s) for s in range(11)} == {1e-3}
+    cfg.train.schedule = "step"
+    with pytest.raises(ValueError, match="train.schedule: expected 'constant' or 'cosine', got 'step'"):
+        learning_rate(cfg, 0)
+
+
+def test_crop_pool_cycles_and_the_dino_cache_returns_the_computed_features(tmp_path):
+    cfg = tiny_config(crop_pool=6)
+    assert [crop_indices(cfg, s, 0, 1) for s in range(4)] == [[0, 1], [2, 3], [4, 5], [0, 1]]
+    assert crop_indices(cfg, 1, 1, 2) == [0, 1] and crop_indices(tiny_config(), 3, 0, 1) == [6, 7]
+    data = RandomCrops(default_image_paths()[:3], 32)
+    torch.testing.assert_close(batch_at(data, cfg, 0, 0, 1)[0], batch_at(data, cfg, 3, 0, 1)[0])
+    net = build_model(cfg)
+    cache = FeatureCache()
+    for step in range(4):
+        images, _ = batch_at(data, cfg, step, 0, 1)
+        cached = cache(net.dino, images, crop_indices(cfg, step, 0, 1))
+        torch.testing.assert_close(cached, net.dino(images), atol=1e-5, rtol=1e-5)
+    assert (cache.hits, cache.misses) == (2, 6)
+    summary = train(tiny_config(crop_pool=4, steps=5), tmp_path / "run", compile=False, progress=False)
+    assert summary["dino_cache"] == {"hits": 6, "misses": 4}
 
 
 def _train_cmd(out, *extra):

@@ -29,9 +29,10 @@ class ModelConfig:
     # classical coarse fills (keys of model.classical.PREFILLS) as more encoder inputs: the
     # smooth-continuation prior that a model trained for minutes on 2 CPU cores cannot learn
     # (none in the paper). The decoder renders, beside the RGB residual, per-pixel logits
-    # that mix the fills, starting from the mixing weights `prefill_prior`.
-    prefill: list[str] = field(default_factory=lambda: ["biharmonic", "navier-stokes", "telea"])
-    prefill_prior: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
+    # that mix the fills, starting from the mixing weights `prefill_prior`: the best fixed
+    # blend on training crops (`python -m model.prior`; Telea only lowered it there)
+    prefill: list[str] = field(default_factory=lambda: ["biharmonic", "navier-stokes"])
+    prefill_prior: list[float] = field(default_factory=lambda: [0.8, 0.2])
     use_dino: bool = True  # ablation: no semantic branch
     use_adaln: bool = True  # ablation: plain residual blocks
     decoder: str = "gaussian"  # "gaussian" (rasterizer) or "conv" (ablation: plain decoder)

@@ -147,6 +147,11 @@ def train(
     cfg: Config, run_dir: Path, resume: bool = False, compile: bool = True, progress: bool = True,
     command: str | None = None,
 ) -> dict:  # fmt: skip
+    if not resume and (checkpoint.latest(run_dir) is not None or (run_dir / "log.jsonl").exists()):
+        raise FileExistsError(
+            f"--out: {run_dir} already holds a run; continue it with --resume or choose another --out "
+            "(a new run there would mix its log and checkpoints with the old one's)"
+        )
     rank, world, device = _setup_distributed()
     torch.manual_seed(cfg.train.seed)
     run_dir.mkdir(parents=True, exist_ok=True)

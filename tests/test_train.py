@@ -64,6 +64,8 @@ def test_crop_pool_cycles_and_the_dino_cache_returns_the_computed_features(tmp_p
     assert (cache.hits, cache.misses) == (2, 6)
     summary = train(tiny_config(crop_pool=4, steps=5), tmp_path / "run", compile=False, progress=False)
     assert summary["dino_cache"] == {"hits": 6, "misses": 4}
+    with pytest.raises(FileExistsError, match="already holds a run; continue it with --resume"):
+        train(tiny_config(steps=1), tmp_path / "run", compile=False, progress=False)
 
 
 def _train_cmd(out, *extra):

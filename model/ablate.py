@@ -3,6 +3,10 @@ variant, each evaluated on the held-out photographs with the evaluation masks.
 
     python -m model.ablate [--steps 300] [--out runs/ablation] [--only full no-dino ...]
 
+A variant whose run folder already holds its finished run is evaluated, not retrained
+(an interrupted one is resumed), so the table can be remade with other evaluation
+settings.
+
 Variants: the full model; without the DINO branch (AdaLN conditioned on a pooled encoder
 feature); without AdaLN (plain residual blocks, the DINO vector added as a bias); and a
 plain convolutional decoder in place of the Gaussian rasterizer. Writes ablation.md,
@@ -13,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
+from . import checkpoint
 from .config import Config, override, preset
-from .evaluate import evaluate, load_model
+from .evaluate import MODEL, evaluate, load_model
 from .train import train
 
 VARIANTS = {
@@ -26,7 +30,6 @@ VARIANTS = {
     "no-adaln": {"use_adaln": False},
     "conv-decoder": {"decoder": "conv"},
 }
-MODEL_ROW = "2DGS model (ours)"
 
 
 def variant_config(base: Config, name: str) -> Config:
@@ -36,23 +39,34 @@ def variant_config(base: Config, name: str) -> Config:
     return cfg
 
 
+def _finished(run_dir: Path, steps: int) -> bool:
+    ckpt = checkpoint.latest(run_dir)
+    return ckpt is not None and ckpt.name == f"step-{steps:07d}"
+
+
 def run(base: Config, names: list[str], out: Path, per_image: int, compile: bool, progress: bool) -> dict:
+    """Train each variant (a finished run in its folder is reused, an interrupted one
+    resumed) and evaluate it."""
     rows = {}
     for name in names:
         cfg = variant_config(base, name)
-        tic = time.perf_counter()
-        train(cfg, out / name, compile=compile, progress=progress)
-        seconds = time.perf_counter() - tic
-        net, cfg = load_model(out / name)
+        run_dir = out / name
+        if not _finished(run_dir, cfg.train.steps):
+            train(cfg, run_dir, resume=checkpoint.latest(run_dir) is not None, compile=compile, progress=progress)
+        last = json.loads((run_dir / "log.jsonl").read_text().splitlines()[-1])
+        net, cfg = load_model(run_dir)
         results, _ = evaluate(net, cfg, per_image)
         rows[name] = {
-            "train_seconds": seconds,
+            "images_per_s": last["images_per_s"],
             "trainable_params": sum(p.numel() for p in net.parameters() if p.requires_grad),
-            "buckets": {b: v[MODEL_ROW] for b, v in results["buckets"].items()},
+            "buckets": {b: v[MODEL] for b, v in results["buckets"].items()},
             "dino_source": net.dino_source,
         }
         print(f"{name}: {json.dumps(rows[name]['buckets'])}", flush=True)
-    return {"steps": base.train.steps, "batch_size": base.train.batch_size, "preset": base.preset, "variants": rows}
+    return {
+        "steps": base.train.steps, "batch_size": base.train.batch_size, "preset": base.preset,
+        "held_out_crops": results["images"], "variants": rows,
+    }  # fmt: skip
 
 
 def markdown(summary: dict) -> str:
@@ -61,14 +75,15 @@ def markdown(summary: dict) -> str:
     dino = {r["dino_source"] for r in rows.values()}
     lines = [
         f"Ablation: preset {summary['preset']}, {summary['steps']} steps of batch {summary['batch_size']} each,"
-        f" same seed and data; held-out photographs, fixed masks. DINO weights: **{', '.join(sorted(dino))}**.",
+        f" same seed and data; {summary['held_out_crops']} crops of the held-out photographs, fixed masks."
+        f" DINO weights: **{', '.join(sorted(dino))}**.",
         "",
-        "| variant | params | train (s) | " + " | ".join(f"PSNR {b} | SSIM {b}" for b in buckets) + " |",
+        "| variant | params | train img/s | " + " | ".join(f"PSNR {b} | SSIM {b}" for b in buckets) + " |",
         "| --- | ---: | ---: | " + " | ".join("---: | ---:" for _ in buckets) + " |",
     ]
     for name, r in rows.items():
         cells = [f"{r['buckets'][b]['psnr']:.2f} | {r['buckets'][b]['ssim']:.4f}" for b in buckets]
-        lines.append(f"| {name} | {r['trainable_params']:,} | {r['train_seconds']:.0f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {r['trainable_params']:,} | {r['images_per_s']:.1f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -105,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300, help="training steps for every variant")
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--only", nargs="*", choices=list(VARIANTS), default=list(VARIANTS))
-    parser.add_argument("--per-image", type=int, default=4, help="crops per held-out image")
+    parser.add_argument("--per-image", type=int, default=16, help="crops per held-out image")
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE", help="override any field")

@@ -25,6 +25,17 @@ def test_evaluate_writes_a_table_for_every_bucket_and_method(tmp_path):
     # harder masks score lower for a classical method
     b = results["buckets"]
     assert b["10-20%"]["telea (OpenCV)"]["psnr"] > b["40-60%"]["telea (OpenCV)"]["psnr"]
+    for bucket, against in results["paired"].items():
+        assert set(against) == set(results["buckets"][bucket]) - {"2DGS model (ours)"}
+        for name, d in against.items():
+            per = results["buckets"][bucket]
+            diff = [
+                a - b
+                for a, b in zip(per["2DGS model (ours)"]["psnr_per_image"], per[name]["psnr_per_image"], strict=True)
+            ]
+            assert abs(d["mean"] - sum(diff) / len(diff)) < 1e-6
+            assert d["wins"] == sum(x > 0 for x in diff) / len(diff) and d["stderr"] >= 0
     table = (out / "results.md").read_text()
+    assert "Paired on the same 4 crops" in table
     assert "random:seed=0" in table and "LPIPS and FID: not computed" in table
     assert (out / "examples.png").stat().st_size > 5000

@@ -286,6 +286,15 @@ def _plots(run_dir: Path, net: InpaintNet, cfg: Config) -> None:
     plt.close(fig)
 
 
+def _free_run_dir(base: Path) -> Path:
+    """`base`, or `base-2`, `base-3`, ... : the first that holds no run."""
+    candidate, n = base, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu-small", choices=("cpu-small", "paper"))
@@ -293,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="a folder of images (default: photographs in installed packages)")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--out", type=Path, default=Path("runs/train"))
+    parser.add_argument("--out", type=Path, help="run folder (default: runs/train, or runs/train-N if that is taken)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     parser.add_argument("--no-compile", action="store_true", help="run the adapter and AdaLN blocks eagerly")
     parser.add_argument("--dino-weights", help="a local file with the DINO backbone's weights")
@@ -306,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE", help="override any field")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    if args.out is None:
+        if args.resume:
+            parser.error("--resume needs --out, the run folder to continue")
+        args.out = _free_run_dir(Path("runs/train"))
     if args.resume and (args.out / "config.json").is_file() and args.config is None:
         cfg = Config.from_dict(json.loads((args.out / "config.json").read_text()))
     else:

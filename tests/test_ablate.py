@@ -37,3 +37,8 @@ def test_ablation_trains_every_variant_and_writes_a_row_for_each(tmp_path):
     table = (out / "ablation.md").read_text()
     assert all(f"| {name} |" in table for name in ablate.VARIANTS)
     assert (out / "ablation.png").stat().st_size > 5000
+    # a second call reuses the finished runs: nothing is trained again
+    logs = {n: (out / n / "log.jsonl").read_text() for n in ablate.VARIANTS}
+    assert ablate.main(argv) == 0
+    assert logs == {n: (out / n / "log.jsonl").read_text() for n in ablate.VARIANTS}
+    assert json.loads((out / "ablation.json").read_text())["variants"].keys() == summary["variants"].keys()

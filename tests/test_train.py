@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from model.data import RandomCrops, default_image_paths
 from model.dino import FeatureCache
-from model.train import batch_at, build_model, compile_parts, crop_indices, learning_rate, losses, train
+from model.train import _free_run_dir, batch_at, build_model, compile_parts, crop_indices, learning_rate, losses, train
 
 
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
@@ -66,6 +66,18 @@ def test_crop_pool_cycles_and_the_dino_cache_returns_the_computed_features(tmp_p
     assert summary["dino_cache"] == {"hits": 6, "misses": 4}
     with pytest.raises(FileExistsError, match="already holds a run; continue it with --resume"):
         train(tiny_config(steps=1), tmp_path / "run", compile=False, progress=False)
+
+
+def test_default_run_folder_never_reuses_a_run(tmp_path):
+    base = tmp_path / "train"
+    assert _free_run_dir(base) == base
+    base.mkdir()
+    assert _free_run_dir(base) == base  # empty: free
+    (base / "log.jsonl").write_text("")
+    assert _free_run_dir(base) == tmp_path / "train-2"
+    (tmp_path / "train-2").mkdir()
+    (tmp_path / "train-2" / "config.json").write_text("{}")
+    assert _free_run_dir(base) == tmp_path / "train-3"
 
 
 def _train_cmd(out, *extra):

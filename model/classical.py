@@ -12,12 +12,13 @@ import numpy as np
 import torch
 
 
-def _to_uint8(image: torch.Tensor) -> np.ndarray:
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """[C, H, W] in [0, 1] -> [H, W, C] uint8, rounded as an 8-bit image file stores it."""
     return (image.detach().permute(1, 2, 0).cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
 
 
 def _cv2(image: torch.Tensor, mask: torch.Tensor, flag: int, radius: int = 3) -> torch.Tensor:
-    out = cv2.inpaint(_to_uint8(image), (mask[0].detach().cpu().numpy() > 0.5).astype(np.uint8), radius, flag)
+    out = cv2.inpaint(to_uint8(image), (mask[0].detach().cpu().numpy() > 0.5).astype(np.uint8), radius, flag)
     return torch.from_numpy(out.astype(np.float32) / 255).permute(2, 0, 1).to(image.device)
 
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .classical import to_uint8
 from .data import IMAGE_SUFFIXES
 from .evaluate import DEFAULT_CKPT, load_model
 
@@ -58,6 +59,12 @@ def inpaint(net, image: torch.Tensor, mask: torch.Tensor, multiple: int) -> torc
     return torch.where(mask.bool(), out, image)
 
 
+def write_png(image: torch.Tensor, path: Path) -> None:
+    """[C, H, W] in [0, 1] (C = 3, or 1 for a mask) -> an 8-bit PNG."""
+    array = to_uint8(image)
+    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
+
+
 def _pairs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Path]]:
     if image.is_dir():
         if not mask.is_dir():
@@ -87,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     for (image, mask), out in loaded:
         result = inpaint(net, image, mask, cfg.model.patch_size)
         out.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray((result.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(out)
+        write_png(result, out)
         print(f"wrote {out}")
     return 0
 

@@ -17,26 +17,21 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from tritonsplat.metrics import psnr, ssim
 
 from . import checkpoint
+from .classical import to_uint8
 from .config import Config
 from .data import fixed_crops, wallpaper_paths
 from .evaluate import DEFAULT_CKPT, load_model
-from .inpaint import inpaint, read_pair
+from .inpaint import inpaint, read_pair, write_png
 from .masks import evaluation_masks
 from .train import data_paths
 
 MAX_BYTES = 20 * 2**20
 EXAMPLE_BUCKET = "20-40%"
-
-
-def _save_png(array: np.ndarray, path: Path) -> None:
-    Image.fromarray(array).save(path)
 
 
 def example_scores(release_dir: Path) -> dict:
@@ -45,7 +40,7 @@ def example_scores(release_dir: Path) -> dict:
     net, cfg = load_model(release_dir)
     image, mask = read_pair(release_dir / "example.png", release_dir / "example_mask.png")
     out = inpaint(net, image, mask, cfg.model.patch_size)
-    out = (out * 255).round() / 255  # as written to a PNG
+    out = torch.from_numpy(to_uint8(out)).permute(2, 0, 1) / 255  # as written to a PNG
     return {"psnr": float(psnr(out[None], image[None])), "ssim": float(ssim(out[None], image[None]))}
 
 
@@ -59,14 +54,14 @@ def release(run: Path, out: Path) -> dict:
     record = json.loads((run / "config.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ckpt / "model.safetensors", out / "model.safetensors")
-    Config.load(ckpt / "config.json").save(out / "config.json")  # in this version's fields
-    _, cfg = load_model(out)
+    cfg = Config.load(ckpt / "config.json")
+    cfg.save(out / "config.json")  # in this version's fields
     train_paths, held_out = data_paths(cfg)
     side = cfg.model.image_size
     image = fixed_crops(held_out, side, 1)[0]
     mask = evaluation_masks(side, side, 1)[EXAMPLE_BUCKET][0]
-    _save_png((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), out / "example.png")
-    _save_png((mask > 0.5).astype(np.uint8) * 255, out / "example_mask.png")
+    write_png(image, out / "example.png")
+    write_png(torch.from_numpy(mask > 0.5)[None].float(), out / "example_mask.png")
     info = {
         "command": record.get("command"),
         "run": str(run),

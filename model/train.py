@@ -194,7 +194,8 @@ def train(
 
     bar = tqdm(range(start, cfg.train.steps), initial=start, total=cfg.train.steps, desc="train",
                disable=not progress or rank != 0, mininterval=1.0)  # fmt: skip
-    cache = FeatureCache() if cfg.train.crop_pool else None
+    # the complete images' DINO features, cached when crops come round again and are used
+    cache = FeatureCache() if cfg.train.crop_pool and cfg.train.dino_cosine and net.dino is not None else None
     tic, seen = time.perf_counter(), 0
     for step in bar:
         images, masks = batch_at(dataset, cfg, step, rank, world)
@@ -204,7 +205,7 @@ def train(
         model.train()
         out = model(images, masks)
         complete = None
-        if cache is not None and net.dino is not None:
+        if cache is not None:
             complete = cache(net.dino, images, crop_indices(cfg, step, rank, world))
         parts = losses(model, out, images, masks, cfg, disc, step, complete)
         opt.zero_grad(set_to_none=True)
@@ -320,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--resume needs --out, the run folder to continue")
         args.out = _free_run_dir(Path("runs/train"))
     if args.resume and (args.out / "config.json").is_file() and args.config is None:
-        cfg = Config.from_dict(json.loads((args.out / "config.json").read_text()))
+        cfg = Config.load(args.out / "config.json")
     else:
         cfg = Config.load(args.config) if args.config else preset(args.preset)
     if args.data:

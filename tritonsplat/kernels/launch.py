@@ -1,0 +1,191 @@
+"""Launchers shared by both rasterizers: the row table, the forward, the backward, and the
+one table of launch configurations, each choice with the figures behind it.
+
+A `Units` value describes one call's units (patch canvases or image tiles) and their rows;
+`patches.py` and `free.py` build it and turn images into canvases and back."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import triton
+from torch import Tensor
+
+from .raster import MODE_IDS, ROW_ALIGN, RUN, _grad_kernel, _prepare_kernel, _render_kernel, _state_kernel
+
+# Forward (pixel-parallel): 1 warp, PPT = 4 pixels per thread, so 128 canvas pixels per
+# program. An 18 x 18 canvas takes 3 programs (384 slots for 324 pixels, 16% idle): a
+# 1 x 128 x 128 image of 16 x 16 patches is 192 programs, more than an H100's 132 SMs.
+# With 1-warp CTAs the SM's 32-CTA limit caps occupancy at 32 warps; registers (see
+# `python -m tritonsplat.aot`) must stay <= 128 for 16 resident warps.
+FWD_WARPS = 1
+FWD_PPT = 4
+# Backward (Gaussian-parallel): 1 warp, each thread owns RUN = 4 rows: 128 rows per
+# program, so K = 324 takes 3 programs per patch.
+BWD_WARPS = 1
+
+
+def forward_channels(c: int) -> tuple[int, bool]:
+    """(channels per program, DEFER) for the forward. DEFER keeps per-row partial sums
+    ([4, PPT] registers per channel, 1 FMA per pair and channel) and suits few channels;
+    without it each block is reduced in registers at once (PPT registers per channel)."""
+    if c <= 4:
+        return c, True
+    return min(c, 16), False
+
+
+def backward_channels(c: int) -> int:
+    """Channels per backward program: each thread holds 4 rows x (colors + their
+    gradients), 2 x 4 x CB registers, so CB <= 8 keeps it under the spill line."""
+    return min(c, 8)
+
+
+@contextlib.contextmanager
+def on_device(t: Tensor):
+    """Launch on the tensors' device, not the current one (a second GPU)."""
+    if t.is_cuda:
+        with torch.cuda.device(t.device):
+            yield
+    else:
+        yield
+
+
+@dataclass(frozen=True)
+class Units:
+    """The units of one call. Patches: unit n = patch n, rows n * KP + k (k < K valid).
+    Tiles: rows listed by `src` (Gaussian, -1 padding) and `unit`, unit n owns rows
+    unit_rows[n] : unit_rows[n + 1]."""
+
+    count: int  # number of units
+    side: int  # canvas or tile side: SIDE^2 pixels
+    offset: float  # x of canvas column 0's centre relative to the unit's centre
+    rows: int  # R, a multiple of 16
+    grid_h: int  # patches or tiles per image, down and across
+    grid_w: int
+    free: bool
+    k: int = 0  # patches: Gaussians per patch, and rows per patch (K rounded up to RUN)
+    kp: int = 0
+    centre: float = 0.0  # patches: the core's centre in patch-local pixels
+    tile: int = 1  # tiles: the tile size
+    unit_rows: Tensor | None = None  # [count + 1] int64
+    src: Tensor | None = None  # [R] int64
+    unit: Tensor | None = None  # [R] int64
+    work: Tensor | None = None  # [programs, 2] int64 (unit, chunk) of the backward
+
+    @property
+    def pixels(self) -> int:
+        return self.side * self.side
+
+
+def _placeholder(t: Tensor | None, like: Tensor) -> Tensor:
+    return like if t is None else t
+
+
+def _flags(units: Units, opacity, alpha_max: float, alpha_min: float) -> dict:
+    return dict(
+        HAS_OPACITY=opacity is not None,
+        CLAMP=opacity is not None or alpha_max < 1.0,
+        CUT_MIN=alpha_min > 0.0,
+    )
+
+
+def prepare(units: Units, means: Tensor, cholesky: Tensor, opacity: Tensor | None, colors: Tensor) -> Tensor:
+    """The [6 + C, R] field-major row table."""
+    c = colors.shape[-1]
+    table = colors.new_empty(6 + c, units.rows)
+    block = 256
+    dummy = units.unit_rows if units.free else torch.empty(1, dtype=torch.int64, device=colors.device)
+    _prepare_kernel[(triton.cdiv(units.rows, block),)](
+        means, cholesky, _placeholder(opacity, means), colors,
+        units.src if units.free else dummy, units.unit if units.free else dummy, table,
+        units.rows, units.k, max(units.kp, 1), c, units.grid_w, units.grid_h,
+        CENTRE=units.centre, TILE=units.tile, FREE=units.free, HAS_OPACITY=opacity is not None, BLOCK=block,
+    )  # fmt: skip
+    return table
+
+
+def render(
+    units: Units, table: Tensor, out: Tensor, strides, c: int, mode: str, opacity, background, alpha_max, alpha_min,
+    height: int, width: int, weights=None, den: Tensor | None = None,
+) -> None:  # fmt: skip
+    """Forward into `out` (addressed by the six strides (image, channel, canvas row,
+    canvas column, unit row, unit column)); with `den` the unfeathered canvases and the
+    normaliser (the backward of "normalized")."""
+    cb, defer = forward_channels(c)
+    chunk = FWD_PPT * 32 * FWD_WARPS
+    wy, wx = weights if weights is not None else (table, table)
+    _render_kernel[(units.count, triton.cdiv(units.pixels, chunk), triton.cdiv(c, cb))](
+        table, _placeholder(units.unit_rows, table), _placeholder(background, table), wy, wx, out,
+        _placeholder(den, table),
+        units.rows, max(units.kp, 1), c, units.grid_h, units.grid_w, height, width, *strides,
+        alpha_max, alpha_min,
+        SIDE=units.side, OFFSET=units.offset, ORIGIN=0, FREE=units.free, RAW=den is not None,
+        MODE=MODE_IDS[mode], HAS_BG=background is not None, **_flags(units, opacity, alpha_max, alpha_min),
+        CB=cb, PPT=FWD_PPT, NT=32 * FWD_WARPS, DEFER=defer, num_warps=FWD_WARPS,
+    )  # fmt: skip
+
+
+def canvas_strides(units: Units, c: int) -> tuple[int, ...]:
+    """Strides of unfeathered canvases [units, C, SIDE^2] in `render`'s terms."""
+    per_unit = c * units.pixels
+    return (units.grid_h * units.grid_w * per_unit, units.pixels, units.side, 1, units.grid_w * per_unit, per_unit)
+
+
+def gradients(
+    units: Units, table: Tensor, means: Tensor, cholesky: Tensor, gcan: Tensor, c: int, mode: str, opacity,
+    background, alpha_max: float, alpha_min: float,
+) -> tuple[Tensor, Tensor, Tensor | None]:  # fmt: skip
+    """Backward from the upstream gradient of every canvas pixel, gcan [units, C, SIDE^2].
+    Returns per-row gradients ([6, R]: mean x, mean y, l11, l21, l22, opacity; [C, R]
+    colors) and, for "alpha" with a background, its gradient [C]."""
+    flags = _flags(units, opacity, alpha_max, alpha_min)
+    dev = gcan.device
+    gamma = tstart = behind = None
+    d_bg = None
+    if mode == "normalized":  # canvases and normaliser, then g' = g / den and g' . out
+        num = gcan.new_zeros(units.count, c, units.pixels)
+        den = gcan.new_zeros(units.count, units.pixels)
+        render(units, table, num, canvas_strides(units, c), c, mode, opacity, None, alpha_max, alpha_min, 0, 0,
+               den=den)  # fmt: skip
+        inv = 1.0 / (den + 1e-6)
+        gcan = gcan * inv[:, None, :]
+        gamma = (gcan * num).sum(1) * inv
+    cb = backward_channels(c)
+    ncb = triton.cdiv(c, cb)
+    if mode == "alpha":
+        runs = units.rows // RUN
+        tstart = gcan.new_empty(units.pixels, runs)
+        tfinal = gcan.new_empty(units.count, units.pixels)
+        behind = gcan.new_empty(ncb, units.pixels, runs)
+        block = 128
+        _state_kernel[(units.count, triton.cdiv(units.pixels, block), ncb)](
+            table, _placeholder(units.unit_rows, table), _placeholder(background, table), gcan, tstart, tfinal,
+            behind, units.rows, max(units.kp, 1), c, alpha_max, alpha_min,
+            SIDE=units.side, OFFSET=units.offset, FREE=units.free, HAS_BG=background is not None,
+            CB=cb, BLOCK=block, **flags,
+        )  # fmt: skip
+        if background is not None:
+            d_bg = torch.einsum("np,ncp->c", tfinal, gcan)
+    d_geo = gcan.new_empty(ncb, 6, units.rows)
+    d_col = gcan.new_zeros(c, units.rows)
+    nt = 32 * BWD_WARPS
+    if units.free:
+        grid = (units.work.shape[0], 1, ncb)
+    else:
+        grid = (units.count, triton.cdiv(units.kp, RUN * nt), ncb)
+    dummy = torch.empty(2, dtype=torch.int64, device=dev)
+    _grad_kernel[grid](
+        table, _placeholder(units.unit_rows, dummy), _placeholder(units.src, dummy), _placeholder(units.unit, dummy),
+        means, cholesky, gcan, _placeholder(gamma, gcan), _placeholder(tstart, gcan), _placeholder(behind, gcan),
+        _placeholder(units.work, dummy), d_geo, d_col,
+        units.rows, units.k, max(units.kp, 1), c, units.grid_w, units.grid_h, alpha_max, alpha_min,
+        SIDE=units.side, OFFSET=units.offset, CENTRE=units.centre, TILE=units.tile, FREE=units.free,
+        MODE=MODE_IDS[mode], CB=cb, NT=nt, num_warps=BWD_WARPS, **flags,
+    )  # fmt: skip
+    return d_geo.sum(0) if ncb > 1 else d_geo[0], d_col, d_bg
+
+
+def padded_rows(n: int) -> int:
+    return max(ROW_ALIGN, triton.cdiv(n, ROW_ALIGN) * ROW_ALIGN)

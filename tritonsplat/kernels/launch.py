@@ -33,13 +33,13 @@ def forward_channels(c: int) -> tuple[int, bool]:
     without it each block is reduced in registers at once (PPT registers per channel)."""
     if c <= 4:
         return c, True
-    return min(c, 16), False
+    return min(c, 8), False
 
 
 def backward_channels(c: int) -> int:
     """Channels per backward program: each thread holds 4 rows x (colors + their
     gradients), 2 x 4 x CB registers, so CB <= 8 keeps it under the spill line."""
-    return min(c, 8)
+    return min(c, 4)
 
 
 @contextlib.contextmanager

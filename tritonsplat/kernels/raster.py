@@ -58,6 +58,10 @@ FIELDS = 6  # A, B, D, E, F, opacity; the colors follow in the table
 RUN = 4  # rows a thread loads at once (forward) and owns (backward)
 NEVER = 1.0e4  # F of a padding row: v' = 1e4, G = 2^-1e8 = 0
 ROW_ALIGN = 16  # the table's row count is a multiple of this (16-byte aligned fields)
+_SCALE: tl.constexpr = tl.constexpr(SCALE)
+_CUT: tl.constexpr = tl.constexpr(CUT_Q_SCALED)
+_LN2: tl.constexpr = tl.constexpr(LN2)
+_NEVER: tl.constexpr = tl.constexpr(NEVER)
 
 
 # ----------------------------------------------------------------------------- device functions
@@ -104,13 +108,13 @@ def _row_sources(r, R, K, KP, src_ptr, unit_ptr, TILES_X, TILES_Y, CENTRE: tl.co
 @triton.jit
 def _linear_forms(mx, my, l11, l21, l22, valid):
     """(A, B, D, E, F) with u' = A x + B, v' = D y + E x + F (see the module docstring)."""
-    s: tl.constexpr = 0.8493218002880191  # sqrt(log2(e) / 2)
+    s = _SCALE
     i11 = 1.0 / l11
     i22 = 1.0 / l22
     a = s * i11
     d = s * i22
     e = -s * l21 * i11 * i22
-    f = tl.where(valid, -d * my - e * mx, 1.0e4)
+    f = tl.where(valid, -d * my - e * mx, _NEVER)
     return tl.where(valid, a, 0.0), tl.where(valid, -a * mx, 0.0), tl.where(valid, d, 0.0), tl.where(valid, e, 0.0), f
 
 
@@ -122,7 +126,7 @@ def _alpha(u, v, op, alpha_max, alpha_min, HAS_OPACITY: tl.constexpr, CLAMP: tl.
     q = u * u + v * v
     g = tl.exp2(-q)
     if CUT:
-        g = tl.where(q <= 7.491939398431411, g, 0.0)  # CUT_Q_SCALED = 9 s^2
+        g = tl.where(q <= _CUT, g, 0.0)
     if HAS_OPACITY:
         a = g * op
     else:
@@ -151,6 +155,15 @@ def _unit_rows(n, unit_rows_ptr, KP, FREE: tl.constexpr):
 def _unit_origin(n, HP, WP):
     """(image, patch-or-tile row, patch-or-tile column) of unit n."""
     return n // (HP * WP), (n // WP) % HP, n % WP
+
+
+@triton.jit
+def _rows4(t):
+    """The 4 rows of a [4, A, B] tile as [A, B] tiles (dimension 0 lies in registers)."""
+    a, b = tl.split(tl.reshape(tl.permute(t, (1, 2, 0)), (t.shape[1], t.shape[2], 2, 2)))
+    r0, r2 = tl.split(a)
+    r1, r3 = tl.split(b)
+    return r0, r1, r2, r3
 
 
 @triton.jit
@@ -230,7 +243,7 @@ def _render_kernel(
     row0, count = _unit_rows(n, unit_rows_ptr, KP, FREE)
     R64 = R.to(tl.int64)
     kk = tl.arange(0, 4)[:, None, None] + tl.zeros((1, 1, NT), tl.int64)  # [4, 1, NT], constant along NT
-    if DEFER:  # per-row partial sums, reduced once after the loop (exactly 1 FMA per pair and channel)
+    if DEFER and MODE != 1:  # per-row partial sums, reduced once after the loop (1 FMA per pair and channel)
         acc = _zeros((4, PPT, NT), CB)
     else:  # reduced every block (fewer registers for many channels)
         acc = _zeros((PPT, NT), CB)
@@ -242,23 +255,32 @@ def _render_kernel(
         v = y * tl.load(rows + 2 * R64) + (x * tl.load(rows + 3 * R64) + tl.load(rows + 4 * R64))
         _, _, alpha = _alpha(u, v, tl.load(rows + 5 * R64), alpha_max, alpha_min, HAS_OPACITY, CLAMP, CUT_MIN, FREE)
         if MODE == 1:
-            # T before each of the 4 rows: an in-register product, front to back
-            one_minus = 1.0 - alpha
-            _, before = tl.associative_scan((one_minus, tl.full(alpha.shape, 1.0, tl.float32)), 0, _prefix_products)
-            weight = alpha * before * trans[None, :, :]
-            trans = trans * tl.reduce(one_minus, 0, _mul)
+            # front to back through the 4 rows, T in registers: w = alpha T, T -= w
+            a0, a1, a2, a3 = _rows4(alpha)
+            w0 = a0 * trans
+            trans = trans - w0
+            w1 = a1 * trans
+            trans = trans - w1
+            w2 = a2 * trans
+            trans = trans - w2
+            w3 = a3 * trans
+            trans = trans - w3
+            new = ()
+            for c in tl.static_range(CB):
+                c0_, c1_, c2_, c3_ = _rows4(tl.load(rows + (6 + c0 + c) * R64, mask=c0 + c < C, other=0.0))
+                new = new + (acc[c] + w0 * c0_ + w1 * c1_ + w2 * c2_ + w3 * c3_,)
+            acc = new
         else:
-            weight = alpha
             if MODE == 2:
                 den += alpha
-        new = ()
-        for c in tl.static_range(CB):
-            col_c = tl.load(rows + (6 + c0 + c) * R64, mask=c0 + c < C, other=0.0)
-            if DEFER:
-                new = new + (acc[c] + weight * col_c,)
-            else:
-                new = new + (acc[c] + tl.sum(weight * col_c, 0),)
-        acc = new
+            new = ()
+            for c in tl.static_range(CB):
+                col_c = tl.load(rows + (6 + c0 + c) * R64, mask=c0 + c < C, other=0.0)
+                if DEFER:
+                    new = new + (acc[c] + alpha * col_c,)
+                else:
+                    new = new + (acc[c] + tl.sum(alpha * col_c, 0),)
+            acc = new
     b, pu, pv = _unit_origin(n, HP, WP)
     if FREE and not RAW:  # tiles at the right and bottom edges reach past the image
         pmask = pmask & (pu * SIDE + row < H) & (pv * SIDE + col < W)
@@ -277,7 +299,7 @@ def _render_kernel(
     base = b * s_ob.to(tl.int64) + pu * s_ou.to(tl.int64) + pv * s_ov.to(tl.int64)
     offs = base + row.to(tl.int64) * s_or + col.to(tl.int64) * s_os
     for c in tl.static_range(CB):
-        if DEFER:
+        if DEFER and MODE != 1:
             value = tl.sum(acc[c], 0)
         else:
             value = acc[c]
@@ -403,7 +425,7 @@ def _grad_kernel(
         fb = fb + (tl.load(table_ptr + R64 + r, mask=live_run, other=0.0),)
         fd = fd + (tl.load(table_ptr + 2 * R64 + r, mask=live_run, other=0.0),)
         fe = fe + (tl.load(table_ptr + 3 * R64 + r, mask=live_run, other=0.0),)
-        ff = ff + (tl.load(table_ptr + 4 * R64 + r, mask=live_run, other=1.0e4),)
+        ff = ff + (tl.load(table_ptr + 4 * R64 + r, mask=live_run, other=_NEVER),)
         fo = fo + (tl.load(table_ptr + 5 * R64 + r, mask=live_run, other=0.0),)
         cj = ()
         for c in tl.static_range(CB):
@@ -454,8 +476,7 @@ def _grad_kernel(
                     ts = ts + (t_run,)
                     t_run = t_run * (1.0 - alphas[j])
                 deltas = ()
-                for jj in tl.static_range(4):
-                    j = 3 - jj
+                for j in tl.static_range(3, -1, -1):
                     deltas = (ts[j] * (betas[j] - behind),) + deltas
                     behind = behind + alphas[j] * (betas[j] - behind)
             new_a = ()
@@ -509,7 +530,7 @@ def _grad_kernel(
         src, valid, cx, cy = _row_sources(r, R, K, KP, src_ptr, unit_ptr, TILES_X, TILES_Y, CENTRE, TILE, FREE)
         valid = valid & live_run
         mx, my, l11, l21, l22, _ = _raw_rows(r, valid, src, cx, cy, means_ptr, chol_ptr, chol_ptr, False)
-        k = -2.0 * 0.6931471805599453  # d 2^-(u'^2 + v'^2) / d u' = -2 ln2 u' G
+        k = -2.0 * _LN2  # d 2^-(u'^2 + v'^2) / d u' = -2 ln2 u' G
         g_a = k * s_a[j]
         g_b = k * s_b[j]
         g_d = k * s_d[j]
@@ -523,7 +544,7 @@ def _grad_kernel(
         tl.store(out, -(g_b * a + g_f * e), mask=valid)
         tl.store(out + R64, -g_f * d, mask=valid)
         tl.store(out + 2 * R64, -(g_a2 * a + g_e2 * e) / l11, mask=valid)
-        tl.store(out + 3 * R64, -g_e2 * 0.8493218002880191 / (l11 * l22), mask=valid)
+        tl.store(out + 3 * R64, -g_e2 * _SCALE / (l11 * l22), mask=valid)
         tl.store(out + 4 * R64, -(g_d2 * d + g_e2 * e) / l22, mask=valid)
         tl.store(out + 5 * R64, s_o[j], mask=valid)
         for c in tl.static_range(CB):

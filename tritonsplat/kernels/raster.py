@@ -449,8 +449,8 @@ def _grad_kernel(
             g = ()
             for c in tl.static_range(CB):
                 g = g + (tl.load(gbase + c * (SIDE * SIDE) + p, mask=c0 + c < C, other=0.0),)
-            if MODE == 2:
-                gamma = tl.load(gamma_ptr + n * (SIDE * SIDE) + p)
+            if MODE == 2:  # delta = sum over channel blocks of beta, less gamma once
+                gamma = tl.load(gamma_ptr + n * (SIDE * SIDE) + p, mask=cb == 0, other=0.0)
             if MODE == 1:
                 grun = row0 // 4 + run
                 t_run = tl.load(tstart_ptr + p * RUNS + grun, mask=live_run, other=0.0)

@@ -84,7 +84,8 @@ def test_clipped_at_the_image_edge_and_huge_gaussians():
 def test_fill_blends_the_color_and_overlaps_average():
     image = np.full((16, 16, 3), 100, np.uint8)
     means = torch.tensor([[[4.5, 4.5], [5.5, 4.5]]])  # two unit circles one pixel apart
-    chol = torch.tensor([[[1.2, 0.0, 1.2], [1.2, 0.0, 1.2]]])  # 1 sigma: the pixel and its 4 neighbours (1 / 1.44 <= 1 < 2 / 1.44)
+    # 1 sigma of 1.2: the pixel and its 4 neighbours (1 / 1.44 <= 1 < 2 / 1.44)
+    chol = torch.tensor([[[1.2, 0.0, 1.2], [1.2, 0.0, 1.2]]])
     colors = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]])
     out = draw_gaussians(image, means, chol, colors, style="fill", alpha=0.5)
     assert out.dtype == np.uint8 and out.shape == (16, 16, 3)

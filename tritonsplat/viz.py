@@ -45,9 +45,7 @@ def image_means(means, patch_size: int | None = None) -> np.ndarray:
         u, v = np.meshgrid(np.arange(hp), np.arange(wp), indexing="ij")
         origin = np.stack((v, u), -1)[None, :, :, None, :] * patch_size  # (x, y) of each patch
         return (m + origin).reshape(b, hp * wp * k, 2)
-    raise ValueError(
-        f"means: expected [B, N, 2] (free) or [B, Hp, Wp, K, 2] (patches), got shape {tuple(m.shape)}"
-    )
+    raise ValueError(f"means: expected [B, N, 2] (free) or [B, Hp, Wp, K, 2] (patches), got shape {tuple(m.shape)}")
 
 
 def _lead(x, means_shape: tuple, trailing: int | None, name: str) -> np.ndarray:

@@ -21,6 +21,7 @@ import asyncio
 import base64
 import io
 import json
+import math
 import os
 import re
 import socket
@@ -197,18 +198,36 @@ def drawn_gaussians(result: Result) -> torch.Tensor | None:
     return touched[None, :, :, None].expand(1, hp, wp, k)
 
 
+OUTLINES = np.array([(255, 214, 0), (0, 220, 255)], np.uint8)  # neighbouring Gaussians alternate
+
+
 def overlay_png(result: Result, sigma: float, style: str) -> bytes:
-    """The Gaussians that rendered the fill drawn over it, zoomed so that they read (each
-    patch holds K of them in a few pixels)."""
-    from tritonsplat.viz import draw_gaussians
+    """The Gaussians that rendered the fill drawn over it, zoomed so that one grid cell of
+    Gaussians spans 8 pixels or more (at most 4x, 12 Mpixels): a patch holds K of them in a
+    few pixels. Outlines alternate two colors like a checkerboard over each patch's grid, so
+    neighbours stay apart; fills are opaque, in the result's color under each mean (the
+    network's own colors are a residual over the classical fills and mixing logits, not a
+    color to show), over the hole darkened so that the gaps between them show."""
+    from tritonsplat.viz import draw_gaussians, image_means, sample_colors
 
     h, w = result.output.shape[-2:]
-    zoom = max(1, min(4, 1536 // max(h, w)))
-    big = F.interpolate(result.output[None], scale_factor=zoom, mode="nearest")[0]
     g = result.gaussians
+    k = g["means"].shape[-2]
+    side = max(1, round(k**0.5))
+    cell = result.patch_size / side
+    zoom = int(max(1, min(4, math.ceil(8 / cell), math.isqrt(12_000_000 // (h * w)))))
+    big = F.interpolate(result.output[None], scale_factor=zoom, mode="nearest")[0]
+    means, p = g["means"] * zoom, result.patch_size * zoom
+    if style == "outline":
+        parity = (np.arange(k) // side + np.arange(k) % side) % 2
+        colors = np.broadcast_to(OUTLINES[parity], (*g["means"].shape[:-1], 3))
+    else:  # opaque, in the result's color under each mean, over the hole darkened so that gaps show
+        colors = sample_colors(big, image_means(means, p)[0]).round().astype(np.uint8).reshape(*means.shape[:-1], 3)
+        hole = F.interpolate(result.mask[None], scale_factor=zoom, mode="nearest")[0].bool()
+        big = torch.where(hole, big * 0.3, big)
     picture = draw_gaussians(
-        big, g["means"] * zoom, g["cholesky"] * zoom, patch_size=result.patch_size * zoom, sigma=sigma, style=style,
-        keep=drawn_gaussians(result),
+        big, means, g["cholesky"] * zoom, colors, patch_size=p, sigma=sigma, style=style, keep=drawn_gaussians(result),
+        alpha=1.0,
     )  # fmt: skip
     return png_bytes(picture)
 
@@ -370,7 +389,9 @@ class App:
         gaussians = None
         if keep is not None:
             gaussians = dict(drawn=int(keep.sum()), total=int(keep.numel()), patch_size=result.patch_size)
-        return dict(id=rid, method=result.method, width=w, height=h, hole=int(result.mask.sum()),
+        rows, cols = torch.nonzero(result.mask[0], as_tuple=True)
+        box = [int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1]  # the hole's, x0 y0 x1 y1
+        return dict(id=rid, method=result.method, width=w, height=h, hole=int(result.mask.sum()), box=box,
                     image=data_url(out), mask=data_url(mask), timings=result.timings, gaussians=gaussians)  # fmt: skip
 
     async def overlay(self, request):

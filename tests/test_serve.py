@@ -296,6 +296,8 @@ def test_page_paints_inpaints_overlays_and_downloads(page, tmp_path):
     assert "draw the Gaussians" in page.text_content("#timings")
     page.uncheck("#show-gaussians")
     assert page.locator("#overlay").is_hidden()
+    page.select_option("#zoom", "4")
+    assert page.evaluate("document.getElementById('compare').getBoundingClientRect().width") == 512
     page.fill("#slider", "20")
     assert "inset(0px 80%" in page.evaluate("document.getElementById('before').style.clipPath")
     # the classical fills on the same mask, a click away
@@ -350,11 +352,11 @@ def test_page_errors_in_plain_words(page, server, tmp_path):
     page.click("#clear")
     _run(page)
     assert page.locator("#error").is_visible() and "The mask has no hole" in page.text_content("#error-title")
-    assert page.locator("#compare").is_hidden()
+    assert page.locator("#compare-wrap").is_hidden()
     # the server is still up: paint, and the fill comes back
     _stroke(page)
     _run(page)
-    assert page.locator("#error").is_hidden() and page.locator("#compare").is_visible()
+    assert page.locator("#error").is_hidden() and page.locator("#compare-wrap").is_visible()
 
 
 @pytest.mark.skipif(not os.environ.get("TRITONSPLAT_SCREENSHOT"), reason="writes README's screenshot when asked")
@@ -366,8 +368,8 @@ def test_screenshot(page):
     _stroke(page, y=0.30, x0=0.40, x1=0.62)
     _stroke(page, y=0.36, x0=0.40, x1=0.62)
     _run(page)
-    page.fill("#slider", "30")
-    page.dispatch_event("#slider", "input")
+    page.select_option("#zoom", "4")
+    page.fill("#slider", "43")
     page.check("#show-gaussians")
     page.wait_for_selector("#overlay[data-key='1-outline']", state="visible")
     out = Path(os.environ["TRITONSPLAT_SCREENSHOT"])

@@ -116,10 +116,10 @@ def test_patch_layout_matches_the_free_layout():
 
 def test_default_colors_and_tensor_images():
     image = torch.zeros(1, 3, 8, 8)
-    image[:, 1] = 1.0  # green
+    image[:, 1] = 0.4  # a dark green, 102
     means, chol = torch.tensor([[[4.0, 4.0]]]), torch.tensor([[[1.0, 0.0, 1.0]]])
     filled = draw_gaussians(image, means, chol, style="fill", alpha=1.0)  # its color: the image's under it
-    assert (filled == [0, 255, 0]).all()
+    assert (filled == [0, 102, 0]).all()
     outlined = draw_gaussians(image, means, chol, sigma=1)
     assert outlined[4, 3].tolist() == [255, 214, 0]
 

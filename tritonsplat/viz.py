@@ -83,7 +83,10 @@ def _image(image) -> np.ndarray:
 def sample_colors(image, means_xy: np.ndarray) -> np.ndarray:
     """The image's color (uint8 values, as float) at the pixel under each mean: [N, 2] ->
     [N, 3]; means off the image take the nearest edge pixel."""
-    img = _image(image)
+    return _sample(_image(image), means_xy)
+
+
+def _sample(img: np.ndarray, means_xy) -> np.ndarray:
     h, w = img.shape[:2]
     xy = np.asarray(means_xy, np.float64)
     cols = np.clip(np.floor(xy[:, 0]), 0, w - 1).astype(np.int64)
@@ -194,7 +197,7 @@ def draw_gaussians(
     if keep is not None:
         picked = np.nonzero(_lead(keep, shape, None, "keep")[index] > 0)[0]
     if colors is None:
-        palette = sample_colors(base, xy[picked]) if style == "fill" else np.tile(OUTLINE, (len(picked), 1))
+        palette = _sample(base, xy[picked]) if style == "fill" else np.tile(OUTLINE, (len(picked), 1))
     else:
         raw = colors if isinstance(colors, torch.Tensor) else np.asarray(colors)
         is_byte = (raw.dtype == torch.uint8) if isinstance(raw, torch.Tensor) else (raw.dtype == np.uint8)

@@ -262,7 +262,7 @@ const TITLES = { model: "the model (2D Gaussians)", telea: "Telea", "navier-stok
   biharmonic: "biharmonic" };
 function clearResult() {
   state.result = null; state.overlays = {};
-  $("compare").hidden = $("result-tools").hidden = $("timings").hidden = true;
+  $("compare-wrap").hidden = $("result-tools").hidden = $("timings").hidden = true;
   $("result-title").textContent = "none yet";
   $("show-gaussians").checked = false;
   $("overlay").hidden = true;
@@ -276,7 +276,8 @@ function showResult(r, roundTrip) {
   $("download-mask").href = r.mask;
   $("download-mask").download = `${(state.name || "image").replace(/\.[^.]*$/, "")}-mask.png`;
   $("result-title").textContent = `${TITLES[r.method]}, ${r.hole.toLocaleString("en")} pixels filled`;
-  $("compare").hidden = $("result-tools").hidden = false;
+  $("compare-wrap").hidden = $("result-tools").hidden = false;
+  zoom();
   const g = $("show-gaussians");
   g.disabled = !r.gaussians;
   g.parentElement.title = r.gaussians ? `${r.gaussians.drawn.toLocaleString("en")} Gaussians rendered the fill`
@@ -294,6 +295,18 @@ function slide() {
   $("divider").style.left = `${v}%`;
 }
 $("slider").oninput = slide;
+
+function zoom() { // fit, or k CSS pixels per image pixel, scrolled to the hole
+  const r = state.result, k = Number($("zoom").value), wrap = $("compare-wrap");
+  if (!r) return;
+  $("compare").style.width = k ? `${r.width * k}px` : "";
+  if (k && r.box) {
+    const [x0, y0, x1, y1] = r.box;
+    wrap.scrollLeft = ((x0 + x1) / 2) * k - wrap.clientWidth / 2;
+    wrap.scrollTop = ((y0 + y1) / 2) * k - wrap.clientHeight / 2;
+  }
+}
+$("zoom").onchange = zoom;
 
 function showTimings() {
   const r = state.result;

@@ -101,9 +101,17 @@ class _Models:
 _RUN_LOCK = threading.Lock()  # one inference at a time: it uses every core
 
 
+def _too_large(w: int, h: int, max_pixels: int) -> PageError:
+    return PageError(
+        f"The image is too large: {w} x {h} = {h * w:,} pixels; this server takes at most {max_pixels:,}.",
+        "make it smaller first, or start the server with a larger --max-pixels",
+        status=413,
+    )
+
+
 def _run_inpaint(
     image_bytes: bytes,
-    mask_bytes: bytes,
+    mask_bytes: bytes | None,
     method: str = "model",
     *,
     models: _Models,
@@ -114,38 +122,60 @@ def _run_inpaint(
     """The page's one way into the inference path of `python -m model.inpaint`: the uploaded
     files are read by `read_pair` (so the same orientation, modes, sizes and errors), then
     filled by `inpaint` with the checkpoint's network, or by a classical method on the same
-    tensors and composited the same way (known pixels exactly as read). Raises PageError."""
-    if method not in METHODS:
+    tensors and composited the same way (known pixels exactly as read). Raises PageError.
+
+    With no mask (method "read", when the page opens a photograph) only the image is read,
+    beside a placeholder mask of its size, so the page paints on the very pixels, in the
+    very orientation, that the model will be given."""
+    if mask_bytes is None:
+        method = "read"
+    elif method not in METHODS:
         raise PageError(f"Unknown method {method!r}.", f"expected one of {sorted(METHODS)}")
     timings = {}
     start = time.perf_counter()
     progress("reading the photograph and the mask")
+    try:  # the header alone: refuse a huge image before decoding it
+        with Image.open(io.BytesIO(image_bytes)) as peek:
+            raw_size = peek.size
+    except Exception:  # noqa: BLE001 - read_pair says what is wrong with it, below
+        raw_size = (1, 1)
+    if raw_size[0] * raw_size[1] > max_pixels:
+        raise _too_large(*raw_size, max_pixels)
+    placeholders = []
+    if mask_bytes is None:  # one hole pixel, at the stored size, then transposed (an EXIF turn)
+        for w, h in (raw_size, raw_size[::-1]):
+            m = np.zeros((h, w), np.uint8)
+            m[0, 0] = 255
+            placeholders.append(png_bytes(m))
     with tempfile.TemporaryDirectory(prefix="tritonsplat-serve-") as tmp:
-        paths = []
-        for kind, data, name in (("image", image_bytes, names[0]), ("mask", mask_bytes, names[1])):
-            base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name or kind).name)[-80:] or kind
-            path = Path(tmp) / kind / base
-            path.parent.mkdir()
-            path.write_bytes(data)
-            paths.append(path)
-        try:
-            image, mask = cli.read_pair(*paths)
-        except (ValueError, FileNotFoundError, OSError) as e:
-            said = str(e)
-            which = "mask" if said.startswith("--mask") or str(paths[1]) in said else "image"
-            detail = said.replace(str(paths[0].parent) + os.sep, "").replace(str(paths[1].parent) + os.sep, "")
-            detail = detail.replace("--image", "image").replace("--mask", "mask")
-            for pattern, kind, title in _PLAIN:
-                if kind == which and re.search(pattern, detail):
-                    raise PageError(title, detail) from None
-            raise PageError(f"The {which} could not be used.", detail) from None
+        for attempt, mask_data in enumerate(placeholders or [mask_bytes]):
+            paths = []
+            for kind, data, name in (("image", image_bytes, names[0]), ("mask", mask_data, names[1])):
+                base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name or kind).name)[-80:] or kind
+                path = Path(tmp) / f"{kind}{attempt}" / base
+                path.parent.mkdir()
+                path.write_bytes(data)
+                paths.append(path)
+            try:
+                image, mask = cli.read_pair(*paths)
+                break
+            except (ValueError, FileNotFoundError, OSError) as e:
+                said = str(e)
+                which = "mask" if said.startswith("--mask") or str(paths[1]) in said else "image"
+                if placeholders and which == "mask" and attempt + 1 < len(placeholders):
+                    continue  # the placeholder had the other orientation
+                detail = said.replace(str(paths[0].parent) + os.sep, "").replace(str(paths[1].parent) + os.sep, "")
+                detail = detail.replace("--image", "image").replace("--mask", "mask")
+                for pattern, kind, title in _PLAIN:
+                    if kind == which and re.search(pattern, detail):
+                        raise PageError(title, detail) from None
+                raise PageError(f"The {which} could not be used.", detail) from None
     h, w = image.shape[-2:]
     if h * w > max_pixels:
-        raise PageError(
-            f"The image is too large: {w} x {h} = {h * w:,} pixels; this server takes at most {max_pixels:,}.",
-            "make it smaller first, or start the server with a larger --max-pixels",
-            status=413,
-        )
+        raise _too_large(w, h, max_pixels)
+    if method == "read":
+        timings["read"] = time.perf_counter() - start
+        return Result(method, image, mask, image, timings=timings)
     timings["read"] = time.perf_counter() - start
     with _RUN_LOCK:
         if method == "model":
@@ -269,6 +299,7 @@ class App:
             Route("/", self.index),
             Route("/api/info", self.info),
             Route("/api/examples/{name}/{part}", self.example),
+            Route("/api/open", self.open, methods=["POST"]),
             Route("/api/inpaint", self.inpaint, methods=["POST"]),
             Route("/api/overlay/{rid}", self.overlay),
             Mount("/static", StaticFiles(directory=WEB), name="static"),
@@ -317,7 +348,24 @@ class App:
         path = e["path"] if part == "image" else e["mask"]
         return FileResponse(path, filename=path.name)
 
-    async def _form(self, request):
+    async def open(self, request):
+        """multipart image -> JSON: the image as the inference path reads it (PNG), its size."""
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import JSONResponse
+
+        try:
+            parts, _ = await self._form(request, ("image",))
+            data, name = parts["image"]
+            result = await run_in_threadpool(
+                _run_inpaint, data, None, models=self.models, names=(name, "mask.png"), max_pixels=self.max_pixels
+            )
+        except PageError as e:
+            return self._error(e)
+        h, w = result.image.shape[-2:]
+        return JSONResponse(dict(image=data_url(png_bytes(to_uint8(result.image))), width=w, height=h,
+                                 timings=result.timings))  # fmt: skip
+
+    async def _form(self, request, keys=("image", "mask")):
         length = request.headers.get("content-length")
         if length is not None and int(length) > MAX_UPLOAD:
             raise PageError(f"The upload is too large: {int(length) / 2**20:.1f} MB; the page takes at most "
@@ -327,7 +375,7 @@ class App:
         except Exception as e:  # noqa: BLE001 - a malformed form, whatever the parser says
             raise PageError("The upload could not be read.", str(e)) from None
         parts = {}
-        for key in ("image", "mask"):
+        for key in keys:
             item = form.get(key)
             if item is None or isinstance(item, str):
                 raise PageError(f"The request has no {key} file.", "open a photograph and paint the hole first")

@@ -173,6 +173,52 @@ def test_errors_in_plain_words_and_the_server_stays_up(server, case, title):
         assert r.status == 200
 
 
+def _turned_jpeg(path=None) -> bytes:
+    """A 40 x 20 JPEG whose EXIF says "turn 90 degrees clockwise to show" (orientation 6)."""
+    image = np.zeros((20, 40, 3), np.uint8)
+    image[:, :20] = (200, 30, 30)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", exif=exif.tobytes())
+    if path is not None:
+        path.write_bytes(buf.getvalue())
+    return buf.getvalue()
+
+
+def _open(base, image: bytes, name="photo.jpg"):
+    boundary = uuid.uuid4().hex
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n\r\n').encode()
+    body += image + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(
+        f"{base}/api/open", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_opening_gives_the_pixels_the_model_reads(server, tmp_path):
+    data = _turned_jpeg(tmp_path / "turned.jpg")
+    m = np.zeros((20, 40), np.uint8)
+    m[5:10, 5:10] = 255
+    Image.fromarray(m).save(tmp_path / "m.png")
+    try:
+        want, _ = cli.read_pair(tmp_path / "turned.jpg", tmp_path / "m.png")
+    except ValueError:  # the inference path turns the image as its EXIF says
+        Image.fromarray(m.T.copy()).save(tmp_path / "m.png")
+        want, _ = cli.read_pair(tmp_path / "turned.jpg", tmp_path / "m.png")
+    status, answer = _open(server, data)
+    assert status == 200 and (answer["height"], answer["width"]) == tuple(want.shape[-2:])
+    assert np.array_equal(_decode(answer["image"]), serve.to_uint8(want))
+    status, answer = _open(server, b"not an image", name="notes.txt")
+    assert status == 400 and answer["error"].startswith("This file is not a photograph")
+    status, answer = _open(server, _png(np.zeros((600, 600, 3), np.uint8)))
+    assert status == 413 and "too large" in answer["error"]
+
+
 def test_drawn_gaussians_are_those_of_patches_touching_the_hole():
     mask = torch.zeros(1, 40, 40)
     mask[0, 20, 33] = 1  # patch (1, 2) of 16 px patches; its canvas reaches rows 15..32, cols 31..48
@@ -354,6 +400,18 @@ def test_page_errors_in_plain_words(page, server, tmp_path):
     assert page.locator("#error").is_visible() and "The mask has no hole" in page.text_content("#error-title")
     assert page.locator("#compare-wrap").is_hidden()
     # the server is still up: paint, and the fill comes back
+    _stroke(page)
+    _run(page)
+    assert page.locator("#error").is_hidden() and page.locator("#compare-wrap").is_visible()
+
+
+def test_page_paints_on_what_the_model_reads(page, server, tmp_path):
+    # the browser would turn this JPEG by its EXIF; the page shows it as the model reads it
+    _turned_jpeg(tmp_path / "turned.jpg")
+    status, answer = _open(server, (tmp_path / "turned.jpg").read_bytes())
+    page.set_input_files("#file", str(tmp_path / "turned.jpg"))
+    page.wait_for_function("window.inpaintPage.width > 0")
+    assert page.evaluate("[window.inpaintPage.width, window.inpaintPage.height]") == [answer["width"], answer["height"]]
     _stroke(page)
     _run(page)
     assert page.locator("#error").is_hidden() and page.locator("#compare-wrap").is_visible()

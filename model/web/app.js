@@ -24,20 +24,19 @@ $("error-close").onclick = clearError;
 
 // ---- opening a photograph -------------------------------------------------------------
 async function openPhoto(blob, name, maskBlob) {
+  // the server reads it (python -m model.inpaint's way: orientation, modes, limits) and sends
+  // back the pixels the model will be given: the page paints on those
   clearError();
   let bitmap;
   try {
-    bitmap = await createImageBitmap(blob, { imageOrientation: "from-image" });
+    const form = new FormData();
+    form.append("image", blob, name);
+    const r = await fetch("/api/open", { method: "POST", body: form });
+    const answer = await r.json();
+    if (!r.ok) { showError(answer.error.replace(/^This file/, name), answer.detail); return; }
+    bitmap = await createImageBitmap(await (await fetch(answer.image)).blob());
   } catch (e) {
-    showError(`${name} is not a photograph the page can read.`,
-      "Open a PNG, JPEG, WebP, BMP or GIF image.");
-    return;
-  }
-  const max = state.info ? state.info.max_pixels : Infinity;
-  if (bitmap.width * bitmap.height > max) {
-    showError(`The image is too large: ${bitmap.width} x ${bitmap.height} = ` +
-      `${(bitmap.width * bitmap.height).toLocaleString("en")} pixels; this server takes at most ` +
-      `${max.toLocaleString("en")}.`, "Make it smaller first, or start the server with a larger --max-pixels.");
+    showError("The server could not be reached.", String(e));
     return;
   }
   state.file = blob; state.name = name; state.width = bitmap.width; state.height = bitmap.height;

@@ -487,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--ckpt", type=Path, default=DEFAULT_CKPT, help="checkpoint folder or run folder")
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help="the largest image taken, in pixels")
+    parser.add_argument("--no-preload", action="store_true", help="load the model on the first fill, not at start-up")
     args = parser.parse_args(argv)
     try:
         import starlette  # noqa: F401
@@ -501,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"--port: cannot listen on {args.host}:{args.port} ({e.strerror})", file=sys.stderr)
         return 1
-    app = App(args.ckpt, args.max_pixels)
+    app = App(args.ckpt, args.max_pixels, preload=not args.no_preload)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     print(f"inpainting page: http://{shown}:{port}/  (Ctrl+C stops it)", flush=True)

@@ -321,7 +321,7 @@ def _download(page, link, tmp_path):
 
 def test_page_paints_inpaints_overlays_and_downloads(page, tmp_path):
     page.click("button[data-example=example]")
-    page.wait_for_function("window.inpaintPage.width === 128")
+    page.wait_for_selector("body[data-opened=example]")
     page.click("#clear")  # the example comes with its mask; paint our own instead
     page.fill("#size", "10")
     _stroke(page, y=0.5, x0=0.25, x1=0.75)
@@ -356,9 +356,18 @@ def test_page_paints_inpaints_overlays_and_downloads(page, tmp_path):
     assert "Telea" in page.text_content("#result-title") and page.locator("#show-gaussians").is_disabled()
 
 
-def test_page_brush_tools_undo_clear_and_mask_files(page, tmp_path):
+def test_page_drop_brush_tools_undo_clear_and_mask_files(page, tmp_path):
+    # a photograph dropped on the page (a drop event carrying a file, as a file manager sends)
+    page.evaluate("""async () => {
+        const blob = await (await fetch('/api/examples/example/image')).blob();
+        const dt = new DataTransfer();
+        dt.items.add(new File([blob], 'dropped.png', { type: 'image/png' }));
+        document.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }""")
+    page.wait_for_selector("body[data-opened='dropped.png']")
+    assert page.text_content("#photo-info").startswith("dropped.png: 128 x 128")
     page.click("button[data-example=example]")
-    page.wait_for_function("window.inpaintPage.width === 128")
+    page.wait_for_selector("body[data-opened=example]")
     painted = "(() => { const c = document.getElementById('mask'); const d = c.getContext('2d')" \
               ".getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 3; i < d.length; i += 4) " \
               "n += d[i] > 0; return n; })()"  # fmt: skip
@@ -399,7 +408,7 @@ def test_page_errors_in_plain_words(page, server, tmp_path):
     assert "512 x 600" in page.text_content("#error-title") or "600 x 512" in page.text_content("#error-title")
     # a photograph, no stroke: the server's own answer, in the page
     page.click("button[data-example=example]")
-    page.wait_for_function("window.inpaintPage.width === 128")
+    page.wait_for_selector("body[data-opened=example]")
     page.click("#clear")
     _run(page)
     assert page.locator("#error").is_visible() and "The mask has no hole" in page.text_content("#error-title")
@@ -415,7 +424,7 @@ def test_page_paints_on_what_the_model_reads(page, server, tmp_path):
     _turned_jpeg(tmp_path / "turned.jpg")
     status, answer = _open(server, (tmp_path / "turned.jpg").read_bytes())
     page.set_input_files("#file", str(tmp_path / "turned.jpg"))
-    page.wait_for_function("window.inpaintPage.width > 0")
+    page.wait_for_selector("body[data-opened='turned.jpg']")
     assert page.evaluate("[window.inpaintPage.width, window.inpaintPage.height]") == [answer["width"], answer["height"]]
     _stroke(page)
     _run(page)
@@ -426,7 +435,7 @@ def test_page_paints_on_what_the_model_reads(page, server, tmp_path):
 def test_screenshot(page):
     """A fill and the Gaussians that rendered it, on a held-out photograph."""
     page.click("button[data-example=china]")
-    page.wait_for_function("window.inpaintPage.width === 640")
+    page.wait_for_selector("body[data-opened=china]")
     page.fill("#size", "28")
     _stroke(page, y=0.30, x0=0.40, x1=0.62)
     _stroke(page, y=0.36, x0=0.40, x1=0.62)

@@ -62,26 +62,28 @@ def _lead(x, means_shape: tuple, trailing: int | None, name: str) -> np.ndarray:
 
 
 def _image(image) -> np.ndarray:
-    """-> [H, W, 3] float64 in [0, 255]: a uint8 [H, W, 3] (or [H, W]) array, or a float
-    [3, H, W] / [1, 3, H, W] tensor or array in [0, 1]."""
+    """-> [H, W, 3] uint8: a uint8 [H, W, 3] (or [H, W]) array as it is, or a float
+    [3, H, W] / [1, 3, H, W] tensor or [H, W, 3] array in [0, 1], rounded to 8 bits."""
     if isinstance(image, torch.Tensor):
         t = image.detach().cpu()
         if t.ndim == 4 and t.shape[0] == 1:
             t = t[0]
         if t.ndim != 3 or t.shape[0] not in (1, 3):
             raise ValueError(f"image: expected a [3, H, W] tensor, got shape {tuple(image.shape)}")
-        return t.expand(3, -1, -1).permute(1, 2, 0).to(torch.float64).clamp(0, 1).numpy() * 255
+        if t.dtype != torch.uint8:
+            t = (t.float().clamp(0, 1) * 255).round().to(torch.uint8)
+        return t.expand(3, -1, -1).permute(1, 2, 0).contiguous().numpy()
     a = np.asarray(image)
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, -1)
     if a.ndim != 3 or a.shape[-1] not in (3, 4):
         raise ValueError(f"image: expected an [H, W, 3] array, got shape {a.shape}")
     a = a[..., :3]
-    return a.astype(np.float64) if a.dtype == np.uint8 else np.clip(a.astype(np.float64), 0, 1) * 255
+    return a.copy() if a.dtype == np.uint8 else (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
 
 
 def sample_colors(image, means_xy: np.ndarray) -> np.ndarray:
-    """The image's color (uint8 values, as float) at the pixel under each mean: [N, 2] ->
+    """The image's color (0-255, as float) at the pixel under each mean: [N, 2] ->
     [N, 3]; means off the image take the nearest edge pixel."""
     return _sample(_image(image), means_xy)
 
@@ -91,7 +93,7 @@ def _sample(img: np.ndarray, means_xy) -> np.ndarray:
     xy = np.asarray(means_xy, np.float64)
     cols = np.clip(np.floor(xy[:, 0]), 0, w - 1).astype(np.int64)
     rows = np.clip(np.floor(xy[:, 1]), 0, h - 1).astype(np.int64)
-    return img[rows, cols]
+    return img[rows, cols].astype(np.float64)
 
 
 def ellipse_pixels(mean_xy, cholesky, sigma: float, height: int, width: int, outline: bool = False):
@@ -208,10 +210,11 @@ def draw_gaussians(
         else:
             palette = _lead(c, shape, 3, "colors")[index][picked]
     rows, cols, owner = ellipse_pixels(xy[picked], chol[picked], sigma, h, w, outline=style == "outline")
-    flat = rows * w + cols
-    count = np.bincount(flat, minlength=h * w).astype(np.float64)
-    total = np.stack([np.bincount(flat, palette[owner, i], minlength=h * w) for i in range(3)], -1)
-    out = base.reshape(-1, 3).copy()
-    hit = count > 0
-    out[hit] = (1 - alpha) * out[hit] + alpha * total[hit] / count[hit, None]
-    return np.clip(np.round(out), 0, 255).astype(np.uint8).reshape(h, w, 3)
+    # composite on the drawn pixels only: a picture of a few Gaussians costs what they cover
+    pixels, slot = np.unique(rows * w + cols, return_inverse=True)
+    count = np.bincount(slot, minlength=len(pixels)).astype(np.float64)
+    total = np.stack([np.bincount(slot, palette[owner, i], minlength=len(pixels)) for i in range(3)], -1)
+    out = base.reshape(-1, 3)
+    mixed = (1 - alpha) * out[pixels] + alpha * total / count[:, None]
+    out[pixels] = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+    return out.reshape(h, w, 3)

@@ -27,6 +27,7 @@ async function openPhoto(blob, name, maskBlob) {
   // the server reads it (python -m model.inpaint's way: orientation, modes, limits) and sends
   // back the pixels the model will be given: the page paints on those
   clearError();
+  delete document.body.dataset.opened;
   let bitmap;
   try {
     const form = new FormData();
@@ -51,6 +52,7 @@ async function openPhoto(blob, name, maskBlob) {
   clearResult();
   if (maskBlob) await loadMask(maskBlob, "the example's mask");
   updateButtons();
+  document.body.dataset.opened = name; // opened, with its mask if it has one
 }
 
 $("file").onchange = (e) => { const f = e.target.files[0]; if (f) openPhoto(f, f.name); e.target.value = ""; };

@@ -61,6 +61,8 @@ class PageError(Exception):
 
 # what the inference path's messages mean, in the page's words (first match wins)
 _PLAIN = [
+    (r"got mode", "image", "This photograph's color mode is not one the model takes (RGB, RGBA, grayscale or "
+     "palette)."),
     (r"cannot read .* as an image|expected an RGB|expected a grayscale", "image",
      "This file is not a photograph the model can read (PNG, JPEG, WebP, BMP, TIFF, GIF...)."),
     (r"cannot (read|identify)|expected a grayscale|mode", "mask", "The mask file is not an image the model can read."),

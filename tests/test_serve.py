@@ -144,6 +144,7 @@ def test_classical_fills_on_the_same_path(server):
     "case, title",
     [
         ("text", "This file is not a photograph the model can read"),
+        ("cmyk", "This photograph's color mode is not one the model takes"),
         ("empty-mask", "The mask has no hole"),
         ("full-mask", "The mask covers the whole photograph"),
         ("mask-size", "The mask's size differs from the photograph's"),
@@ -157,6 +158,10 @@ def test_errors_in_plain_words_and_the_server_stays_up(server, case, title):
     image_b, mask_b, method = _png(image), _png(mask), "model"
     if case == "text":
         image_b = b"a shopping list, not a photograph\n"
+    elif case == "cmyk":
+        buf = io.BytesIO()
+        Image.fromarray(image).convert("CMYK").save(buf, "JPEG")
+        image_b = buf.getvalue()
     elif case == "empty-mask":
         mask_b = _png(np.zeros_like(mask))
     elif case == "full-mask":

@@ -345,7 +345,7 @@ class App:
 
         e = self.examples.get(request.path_params["name"])
         part = request.path_params["part"]
-        if e is None or part not in ("image", "mask") or part not in e | {"image": 1}:
+        if e is None or part not in ("image", "mask") or (part == "mask" and "mask" not in e):
             return self._error(PageError("No such example.", request.url.path, status=404))
         path = e["path"] if part == "image" else e["mask"]
         return FileResponse(path, filename=path.name)

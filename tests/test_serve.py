@@ -229,6 +229,20 @@ def test_opening_gives_the_pixels_the_model_reads(server, tmp_path):
     assert status == 413 and "too large" in answer["error"]
 
 
+def test_examples_are_served(server):
+    with urllib.request.urlopen(f"{server}/api/info", timeout=10) as r:
+        info = json.loads(r.read())
+    assert [e["name"] for e in info["examples"]] == ["example", "china", "grace_hopper"]
+    with urllib.request.urlopen(f"{server}/api/examples/example/mask", timeout=10) as r:
+        assert np.array_equal(
+            np.asarray(Image.open(io.BytesIO(r.read()))), np.asarray(Image.open(EXAMPLE.with_name("example_mask.png")))
+        )
+    for missing in ("china/mask", "nothing/image", "example/other"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"{server}/api/examples/{missing}", timeout=10)
+        assert e.value.code == 404
+
+
 def test_drawn_gaussians_are_those_of_patches_touching_the_hole():
     mask = torch.zeros(1, 40, 40)
     mask[0, 20, 33] = 1  # patch (1, 2) of 16 px patches; its canvas reaches rows 15..32, cols 31..48

@@ -139,6 +139,10 @@ def _run_inpaint(
     try:  # the header alone: refuse a huge image before decoding it
         with Image.open(io.BytesIO(image_bytes)) as peek:
             raw_size = peek.size
+    except Image.DecompressionBombError as e:
+        raise PageError(
+            f"The image is too large; this server takes at most {max_pixels:,} pixels.", str(e), 413
+        ) from None
     except Exception:  # noqa: BLE001 - read_pair says what is wrong with it, below
         raw_size = (1, 1)
     if raw_size[0] * raw_size[1] > max_pixels:

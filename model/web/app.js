@@ -236,7 +236,7 @@ async function run(method) {
       while ((nl = buffer.indexOf("\n")) >= 0) {
         const event = JSON.parse(buffer.slice(0, nl));
         buffer = buffer.slice(nl + 1);
-        if (event.stage) setStage(event.stage, STAGES.indexOf(event.stage) + 1);
+        if (event.stage) setStage(event.stage, STAGES.includes(event.stage) ? STAGES.indexOf(event.stage) + 1 : 3);
         else if (event.error) showError(event.error, event.detail);
         else if (event.result) showResult(event.result, performance.now() - started);
       }

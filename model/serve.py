@@ -436,7 +436,7 @@ class App:
         result.timings["total"] = time.perf_counter() - begun
         rid = uuid.uuid4().hex
         self.results[rid] = result
-        while len(self.results) > 8:
+        while len(self.results) > 4:  # each holds its image, mask, result and Gaussians
             self.results.popitem(last=False)
         keep = drawn_gaussians(result)
         h, w = result.output.shape[-2:]

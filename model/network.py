@@ -165,7 +165,10 @@ class InpaintNet(nn.Module):
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> dict:
         """image [B, 3, H, W] in [0, 1] (holes may hold anything), mask [B, 1, H, W], 1 = hole.
-        Returns the prediction, the composite with the known pixels, and the DINO features."""
+        Returns the prediction, the composite with the known pixels, the DINO features, and
+        `gaussians`: the rendered Gaussians as `rasterize_patches` took them (means
+        [B, Hp, Wp, K, 2] patch-local, cholesky [..., 3], colors [..., C], opacity or None),
+        or None for the conv decoder."""
         masked = image * (1 - mask)
         inputs = [masked, mask]
         fills = fill_batch(self.fills, masked, mask)
@@ -181,8 +184,10 @@ class InpaintNet(nn.Module):
             x = x + self.bias_cond(cond)[:, :, None, None]
         for up, skip in zip(self.up, reversed(skips[2:-1]), strict=True):
             x = up(x, skip)
+        gaussians = None
         if self.cfg.decoder == "gaussian":
             means, chol, colors, opacity = self.head(x)
+            gaussians = dict(means=means, cholesky=chol, colors=colors, opacity=opacity)
             pred = rasterize_patches(
                 means, chol, colors, opacity, patch_size=self.cfg.patch_size, overlap=self.cfg.overlap,
                 mode="sum", window=self.cfg.window,
@@ -196,4 +201,5 @@ class InpaintNet(nn.Module):
         elif fills:  # per-pixel softmax over the fills, from the prior's weights
             weights = torch.softmax(self.prior_logits + pred[:, 3:], 1)  # [B, n, H, W]
             pred = torch.einsum("bnhw,bnchw->bchw", weights, torch.stack(fills, 1)) + pred[:, :3]
-        return dict(pred=pred, output=pred * mask + image * (1 - mask), cond=cond, dino_masked=dino_masked)
+        output = pred * mask + image * (1 - mask)
+        return dict(pred=pred, output=output, cond=cond, dino_masked=dino_masked, gaussians=gaussians)

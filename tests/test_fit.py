@@ -21,7 +21,7 @@ def _run(tmp_path, name, *args):
     out = tmp_path / name
     assert fit.main([*args, "--out", str(out)]) == 0
     result = json.loads((out / "result.json").read_text())
-    for png in ("reconstruction.png", "target.png", "psnr.png"):
+    for png in ("reconstruction.png", "target.png", "psnr.png", "gaussians.png"):
         assert (out / png).stat().st_size > 1000
     return result
 

@@ -107,3 +107,21 @@ def test_dino_refuses_random_weights_unless_asked(monkeypatch):
     assert a.source == "random:seed=3"
     x = torch.rand(1, 3, 32, 32)
     torch.testing.assert_close(a(x), b(x))  # seeded: the same random backbone every time
+
+
+def test_forward_exposes_the_gaussians_it_rendered(dino):
+    # with no classical fill the prediction is the render itself: re-rendering the
+    # exposed Gaussians must give it back
+    from tritonsplat import rasterize_patches
+
+    cfg = _tiny(prefill=[])
+    net = InpaintNet(cfg, dino)
+    image, mask = _batch()
+    with torch.no_grad():
+        out = net(image, mask)
+        g = out["gaussians"]
+        assert g["means"].shape == (2, 2, 2, 16, 2) and g["cholesky"].shape == (2, 2, 2, 16, 3)
+        again = rasterize_patches(g["means"], g["cholesky"], g["colors"], g["opacity"], patch_size=cfg.patch_size,
+                                  overlap=cfg.overlap, mode="sum", window=cfg.window)  # fmt: skip
+    assert torch.equal(again, out["pred"])
+    assert InpaintNet(_tiny(decoder="conv"), dino)(image, mask)["gaussians"] is None

@@ -25,6 +25,10 @@ FWD_PPT = 4
 # Backward (Gaussian-parallel): 1 warp, each thread owns RUN = 4 rows: 128 rows per
 # program, so K = 324 takes 3 programs per patch.
 BWD_WARPS = 1
+# The states of mode "alpha" (front to back, then back to front, one row at a time):
+# 1 warp, 4 pixels per thread.
+STATE_WARPS = 1
+STATE_BLOCK = 128
 
 
 def forward_channels(c: int) -> tuple[int, bool]:
@@ -159,12 +163,11 @@ def gradients(
         tstart = gcan.new_empty(units.pixels, runs)
         tfinal = gcan.new_empty(units.count, units.pixels)
         behind = gcan.new_empty(ncb, units.pixels, runs)
-        block = 128
-        _state_kernel[(units.count, triton.cdiv(units.pixels, block), ncb)](
+        _state_kernel[(units.count, triton.cdiv(units.pixels, STATE_BLOCK), ncb)](
             table, _placeholder(units.unit_rows, table), _placeholder(background, table), gcan, tstart, tfinal,
             behind, units.rows, max(units.kp, 1), c, alpha_max, alpha_min,
             SIDE=units.side, OFFSET=units.offset, FREE=units.free, HAS_BG=background is not None,
-            CB=cb, BLOCK=block, **flags,
+            CB=cb, BLOCK=STATE_BLOCK, num_warps=STATE_WARPS, **flags,
         )  # fmt: skip
         if background is not None:
             d_bg = torch.einsum("np,ncp->c", tfinal, gcan)

@@ -141,12 +141,13 @@ def test_gaussians_at_names_exactly_the_gaussians_with_alpha():
 KERNEL_SHAPES = [(1, 37, 3, H, W, 16), (2, 23, 1, 13, 18, 8), (1, 19, 8, 16, 16, 16)]
 
 
-def _kernel_vs_torch(shape, mode, use_opacity, field=None, **extra):
+def _kernel_vs_torch(shape, mode, use_opacity, device, field=None, **extra):
     b, n, c, h, w, tile = shape
     field = field or random_free_field(b, n, c, h, w, seed=n + c)
+    field = {k: t.to(device) for k, t in field.items()}
     inputs = _inputs(field, mode, use_opacity)
     kw = dict(height=h, width=w, mode=mode, tile_size=tile, **extra)
-    up = torch.randn(b, c, h, w, generator=torch.Generator().manual_seed(9))
+    up = torch.randn(b, c, h, w, generator=torch.Generator().manual_seed(9)).to(device)
     run = lambda backend: _forward_and_grads(  # noqa: E731
         lambda *a, **k: ts.rasterize(*a, backend=backend, **k), inputs, up, **kw
     )
@@ -155,17 +156,17 @@ def _kernel_vs_torch(shape, mode, use_opacity, field=None, **extra):
 
 @pytest.mark.parametrize("shape", KERNEL_SHAPES, ids=lambda s: "B{}_N{}_C{}_{}x{}_t{}".format(*s))
 @pytest.mark.parametrize("mode", ["sum", "normalized"])
-def test_triton_matches_torch(shape, mode):
-    _kernel_vs_torch(shape, mode, use_opacity=False)
+def test_triton_matches_torch(shape, mode, device):
+    _kernel_vs_torch(shape, mode, use_opacity=False, device=device)
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_triton_matches_torch_opacity_and_clamps(mode):
-    shape = (2, 15, 3, 9, 10, 4) if mode == "alpha" else KERNEL_SHAPES[0]  # the interpreter's scans are slow
-    _kernel_vs_torch(shape, mode, use_opacity=True, alpha_max=0.9, alpha_min=0.03)
+def test_triton_matches_torch_opacity_and_clamps(mode, device):
+    shape = (2, 15, 3, 9, 10, 4) if mode == "alpha" else KERNEL_SHAPES[0]  # the interpreter is slow
+    _kernel_vs_torch(shape, mode, use_opacity=True, device=device, alpha_max=0.9, alpha_min=0.03)
 
 
-def test_triton_a_dense_tile():
+def test_triton_a_dense_tile(device):
     n = 2100
     g = torch.Generator().manual_seed(6)
     field = dict(
@@ -174,7 +175,7 @@ def test_triton_a_dense_tile():
         colors=torch.rand(1, n, 3, generator=g) / 100,
         opacity=torch.rand(1, n, generator=g),
     )
-    _kernel_vs_torch((1, n, 3, 16, 16, 16), "sum", use_opacity=True, field=field)
+    _kernel_vs_torch((1, n, 3, 16, 16, 16), "sum", use_opacity=True, device=device, field=field)
 
 
 # ------------------------------------------------------------------ compile, errors

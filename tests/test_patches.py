@@ -109,12 +109,12 @@ KERNEL_SHAPES = [
 ALPHA_SHAPES = [(1, 1, 2, 7, 3, 4, 0), (2, 1, 2, 20, 3, 4, 1)]
 
 
-def _kernel_vs_torch(shape, mode, use_opacity, window="linear", **extra):
+def _kernel_vs_torch(shape, mode, use_opacity, device, window="linear", **extra):
     b, hp, wp, k, c, p, o = shape
-    field = random_patch_field(b, hp, wp, k, c, p, overlap=o, seed=k + c + o)
+    field = random_patch_field(b, hp, wp, k, c, p, overlap=o, seed=k + c + o, device=device)
     inputs = _inputs(field, mode, use_opacity)
     kw = dict(patch_size=p, overlap=o, mode=mode, window=window, **extra)
-    upstream = torch.randn(b, c, hp * p, wp * p, generator=torch.Generator().manual_seed(11))
+    upstream = torch.randn(b, c, hp * p, wp * p, generator=torch.Generator().manual_seed(11)).to(device)
     run = lambda backend: _forward_and_grads(  # noqa: E731
         lambda *a, **kk: ts.rasterize_patches(*a, backend=backend, **kk), inputs, upstream, **kw
     )
@@ -125,25 +125,25 @@ def _kernel_vs_torch(shape, mode, use_opacity, window="linear", **extra):
 
 @pytest.mark.parametrize("shape", KERNEL_SHAPES, ids=lambda s: "B{}_{}x{}_K{}_C{}_P{}_o{}".format(*s))
 @pytest.mark.parametrize("mode", ["sum", "normalized"])
-def test_triton_matches_torch(shape, mode):
-    _kernel_vs_torch(shape, mode, use_opacity=False, window="box" if shape[-1] == 1 else "linear")
+def test_triton_matches_torch(shape, mode, device):
+    _kernel_vs_torch(shape, mode, use_opacity=False, device=device, window="box" if shape[-1] == 1 else "linear")
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_triton_matches_torch_opacity_and_clamps(mode):
+def test_triton_matches_torch_opacity_and_clamps(mode, device):
     shape = ALPHA_SHAPES[1] if mode == "alpha" else (1, 2, 2, 12, 3, 8, 2)
-    _kernel_vs_torch(shape, mode, use_opacity=True, window="cosine", alpha_max=0.9, alpha_min=0.02)
+    _kernel_vs_torch(shape, mode, use_opacity=True, device=device, window="cosine", alpha_max=0.9, alpha_min=0.02)
 
 
 @pytest.mark.parametrize("shape", ALPHA_SHAPES, ids=["o0", "o1"])
-def test_triton_matches_torch_alpha(shape):
-    _kernel_vs_torch(shape, "alpha", use_opacity=False)
+def test_triton_matches_torch_alpha(shape, device):
+    _kernel_vs_torch(shape, "alpha", use_opacity=False, device=device)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", KERNEL_SHAPES[:2] + KERNEL_SHAPES[4:], ids=["small", "B2", "K324"])
-def test_triton_matches_torch_alpha_large(shape):
-    _kernel_vs_torch(shape, "alpha", use_opacity=True)
+def test_triton_matches_torch_alpha_large(shape, device):
+    _kernel_vs_torch(shape, "alpha", use_opacity=True, device=device)
 
 
 # ------------------------------------------------------------------ seams
@@ -151,7 +151,7 @@ def test_triton_matches_torch_alpha_large(shape):
 
 @pytest.mark.parametrize("window,overlap", list(itertools.product(WINDOWS, (1, 2, 4))))
 @pytest.mark.parametrize("backend", ["torch", "triton"])
-def test_constant_patches_give_a_seamless_image(window, overlap, backend):
+def test_constant_patches_give_a_seamless_image(window, overlap, backend, device):
     """Every patch renders the same constant color: one Gaussian far wider than the patch.
     Feathering must then give that color everywhere, across every patch boundary and at
     the image border, where fewer canvases cover a pixel."""
@@ -160,6 +160,7 @@ def test_constant_patches_give_a_seamless_image(window, overlap, backend):
     chol = torch.tensor([1e4, 0.0, 1e4]).expand(b, hp, wp, 1, 3)
     color = torch.tensor([0.2, 0.5, 0.9])
     colors = color.expand(b, hp, wp, 1, 3)
+    means, chol, colors, color = (t.to(device) for t in (means, chol, colors, color))
     img = ts.rasterize_patches(means, chol, colors, patch_size=p, overlap=overlap, window=window, backend=backend)
     torch.testing.assert_close(img, color.view(1, 3, 1, 1).expand_as(img), atol=1e-5, rtol=0)
 
@@ -259,7 +260,7 @@ BAD_INPUTS = {
     "colors batch": (_bad(colors=lambda t: t.expand(2, -1, -1, -1, -1)), ValueError, r"colors: expected shape \(1, 2, 2, 4, \*\)"),
     "opacity shape": (_bad(opacity=lambda t: t[..., None]), ValueError, r"opacity: expected shape \(1, 2, 2, 4\)"),
     "not a tensor": (_bad(colors=[1.0]), TypeError, r"colors: expected a torch.Tensor, got list"),
-    "integer dtype": (_bad(means=lambda t: t.long()), TypeError, r"means: expected float32 or float64"),
+    "integer dtype": (_bad(means=lambda t: t.long()), TypeError, r"means: expected float32, float64, bfloat16 or float16"),
     "dtype mismatch": (_bad(colors=lambda t: t.double()), TypeError, r"colors: dtype torch.float64, but means is torch.float32"),
     "NaN mean": (_bad(means=lambda t: t.index_fill(3, torch.tensor([1]), float("nan"))), ValueError, r"means: 8 non-finite value\(s\) \(NaN or inf\)"),
     "inf color": (_bad(colors=lambda t: t.index_fill(4, torch.tensor([0]), float("inf"))), ValueError, r"colors: 16 non-finite"),

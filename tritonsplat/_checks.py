@@ -1,7 +1,8 @@
 """Validation at the public boundary: every message names the argument, what was
-given and what was expected. Shape checks are free; value checks (finiteness) cost
-a device sync, so they run in eager mode only and are skipped while torch.compile
-traces (a data-dependent branch there would break the graph)."""
+given and what was expected. Shape checks are free; the value checks (finiteness, an
+invertible Cholesky diagonal) cost one device sync together, run in eager mode only,
+are skipped while torch.compile traces (a data-dependent branch there would break the
+graph), and are skipped with `validate=False` (no sync at all: CUDA-graph capture)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 MODES = ("sum", "alpha", "normalized")
 WINDOWS = ("linear", "cosine", "box")
 BACKENDS = ("auto", "triton", "torch")
-FLOAT_DTYPES = (torch.float32, torch.float64)
+FLOAT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
 
 def _fmt(shape: Sequence[int | str | None]) -> str:
@@ -34,7 +35,7 @@ def check_choice(name: str, value, choices: Sequence[str]) -> None:
 
 def check_same_device_dtype(ref_name: str, ref: torch.Tensor, **others) -> None:
     if ref.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{ref_name}: expected float32 or float64, got {ref.dtype}")
+        raise TypeError(f"{ref_name}: expected float32, float64, bfloat16 or float16, got {ref.dtype}")
     for name, t in others.items():
         if t is None:
             continue
@@ -44,23 +45,22 @@ def check_same_device_dtype(ref_name: str, ref: torch.Tensor, **others) -> None:
             raise TypeError(f"{name}: dtype {t.dtype}, but {ref_name} is {ref.dtype}")
 
 
-def check_finite(**tensors) -> None:
+def check_values(cholesky_name: str, cholesky: torch.Tensor, **tensors) -> None:
+    """Finite values everywhere and an invertible Cholesky diagonal, in one device sync:
+    every count is gathered on the device and read back once. A zero diagonal entry is a
+    Gaussian of zero width: its conic is infinite."""
     if torch.compiler.is_compiling():
         return
-    for name, t in tensors.items():
-        if t is not None and not bool(torch.isfinite(t).all()):
-            bad = int((~torch.isfinite(t)).sum())
+    named = [(n, t) for n, t in tensors.items() if t is not None]
+    counts = [(~torch.isfinite(t)).sum() for _, t in named]
+    counts.append((cholesky[..., 0::2] == 0).sum())  # (l11, l22)
+    values = torch.stack(counts).tolist()  # the sync
+    for (name, _), bad in zip(named, values, strict=False):
+        if bad:
             raise ValueError(f"{name}: {bad} non-finite value(s) (NaN or inf) would poison the output")
-
-
-def check_cholesky_diagonal(name: str, cholesky: torch.Tensor) -> None:
-    """A zero diagonal entry is a Gaussian of zero width: its conic is infinite."""
-    if torch.compiler.is_compiling():
-        return
-    diag = cholesky[..., 0::2]  # (l11, l22)
-    if bool((diag == 0).any()):
+    if values[-1]:
         raise ValueError(
-            f"{name}: {int((diag == 0).sum())} zero diagonal entries (l11 or l22); a Cholesky "
+            f"{cholesky_name}: {values[-1]} zero diagonal entries (l11 or l22); a Cholesky "
             "factor must be invertible (see tritonsplat.params for clamped conversions)"
         )
 

@@ -9,7 +9,6 @@ entries sorted by Gaussian: deterministic, with no atomics."""
 from __future__ import annotations
 
 import torch
-import triton
 from torch import Tensor
 
 from ..binning import bin_gaussians

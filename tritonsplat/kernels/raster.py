@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 import triton
 import triton.language as tl
 
@@ -358,7 +357,8 @@ def _state_kernel(
     tl.store(tfinal_ptr + n * (SIDE * SIDE) + p, trans, mask=pmask & (cb == 0))
     grads = ()
     for c in tl.static_range(CB):
-        grads = grads + (tl.load(gcan_ptr + (n * C + c0 + c) * (SIDE * SIDE) + p, mask=pmask & (c0 + c < C), other=0.0),)
+        gp = gcan_ptr + (n * C + c0 + c) * (SIDE * SIDE) + p
+        grads = grads + (tl.load(gp, mask=pmask & (c0 + c < C), other=0.0),)
     behind = tl.zeros((BLOCK,), tl.float32)
     if HAS_BG:
         for c in tl.static_range(CB):
@@ -438,7 +438,7 @@ def _grad_kernel(
     s_f = _zeros((NT,), 4)
     s_o = _zeros((NT,), 4)
     d_col = ()
-    for j in tl.static_range(4):
+    for _ in tl.static_range(4):
         d_col = d_col + (_zeros((NT,), CB),)
     gbase = gcan_ptr + (n * C + c0) * (SIDE * SIDE)
     for prow in range(0, SIDE):

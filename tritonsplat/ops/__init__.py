@@ -9,6 +9,8 @@ shapes) without a graph break, and the real implementation runs eagerly at run t
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 
@@ -39,6 +41,32 @@ def register_autograd(forward_op, backward_op) -> None:
         return (grads[0], grads[1], grads[2], d_op, d_bg) + (None,) * len(ctx.config)
 
     forward_op.register_autograd(backward, setup_context=setup_context)
+
+
+@contextlib.contextmanager
+def ieee_float32():
+    """Full float32 matrix products inside the torch path: its exponent and compositing
+    are matrix products, and `torch.set_float32_matmul_precision("high")` (TF32, common on
+    Ampere and Hopper) would move G by 1-3% near the 3-sigma edge. Restored on exit."""
+    previous = torch.get_float32_matmul_precision()
+    if previous == "highest":
+        yield
+        return
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+def run_backend(name: str, operation: str, function: str, *args):
+    """Call `function` of the backend's `operation` module (the torch path at full float32
+    precision)."""
+    fn = getattr(backend_module(name, operation), function)
+    if name == "torch":
+        with ieee_float32():
+            return fn(*args)
+    return fn(*args)
 
 
 def backend_module(name: str, operation: str):

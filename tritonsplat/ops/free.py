@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import backend_module, empty_for_none, fake_grads, register_autograd
+from . import empty_for_none, fake_grads, register_autograd, run_backend
 
 
 @torch.library.custom_op("tritonsplat::rasterize", mutates_args=())
@@ -24,7 +24,8 @@ def rasterize_op(
     alpha_min: float,
     backend: str,
 ) -> Tensor:  # [B, C, H, W]
-    return backend_module(backend, "free").free_forward(
+    return run_backend(
+        backend, "free", "free_forward",
         means, cholesky, colors, opacity, background, height, width, mode, tile_size, alpha_max, alpha_min
     )
 
@@ -50,7 +51,8 @@ def rasterize_backward_op(
     alpha_min: float,
     backend: str,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    grads = backend_module(backend, "free").free_backward(
+    grads = run_backend(
+        backend, "free", "free_backward",
         grad_image.contiguous(), means, cholesky, colors, opacity, background,
         height, width, mode, tile_size, alpha_max, alpha_min,
     )  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import backend_module, empty_for_none, fake_grads, register_autograd
+from . import empty_for_none, fake_grads, register_autograd, run_backend
 
 
 @torch.library.custom_op("tritonsplat::rasterize_patches", mutates_args=())
@@ -24,7 +24,8 @@ def rasterize_patches_op(
     alpha_min: float,
     backend: str,
 ) -> Tensor:  # [B, C, Hp*P, Wp*P]
-    return backend_module(backend, "patches").patches_forward(
+    return run_backend(
+        backend, "patches", "patches_forward",
         means, cholesky, colors, opacity, background, patch_size, overlap, mode, window, alpha_max, alpha_min
     )
 
@@ -51,7 +52,8 @@ def rasterize_patches_backward_op(
     alpha_min: float,
     backend: str,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    grads = backend_module(backend, "patches").patches_backward(
+    grads = run_backend(
+        backend, "patches", "patches_backward",
         grad_image.contiguous(), means, cholesky, colors, opacity, background,
         patch_size, overlap, mode, window, alpha_max, alpha_min,
     )  # fmt: skip

@@ -45,7 +45,7 @@ def check_same_device_dtype(ref_name: str, ref: torch.Tensor, **others) -> None:
             raise TypeError(f"{name}: dtype {t.dtype}, but {ref_name} is {ref.dtype}")
 
 
-def check_values(cholesky_name: str, cholesky: torch.Tensor, **tensors) -> None:
+def check_values(cholesky_name: str, factor: torch.Tensor, **tensors) -> None:
     """Finite values everywhere and an invertible Cholesky diagonal, in one device sync:
     every count is gathered on the device and read back once. A zero diagonal entry is a
     Gaussian of zero width: its conic is infinite."""
@@ -53,7 +53,7 @@ def check_values(cholesky_name: str, cholesky: torch.Tensor, **tensors) -> None:
         return
     named = [(n, t) for n, t in tensors.items() if t is not None]
     counts = [(~torch.isfinite(t)).sum() for _, t in named]
-    counts.append((cholesky[..., 0::2] == 0).sum())  # (l11, l22)
+    counts.append((factor[..., 0::2] == 0).sum())  # (l11, l22)
     values = torch.stack(counts).tolist()  # the sync
     for (name, _), bad in zip(named, values, strict=False):
         if bad:

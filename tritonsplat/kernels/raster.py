@@ -151,6 +151,14 @@ def _unit_rows(n, unit_rows_ptr, KP, FREE: tl.constexpr):
 
 
 @triton.jit
+def _out_offsets(b, pu, pv, row, col, s_ob, s_or, s_os, s_ou, s_ov):
+    """Element offsets of canvas pixels (row, col) of the unit at (b, pu, pv), in int64
+    whatever the strides' type: B * C * H * W passes 2^31 at 8 x 64 x 2048 x 2048."""
+    base = b.to(tl.int64) * s_ob + pu.to(tl.int64) * s_ou + pv.to(tl.int64) * s_ov
+    return base + row.to(tl.int64) * s_or + col.to(tl.int64) * s_os
+
+
+@triton.jit
 def _unit_origin(n, HP, WP):
     """(image, patch-or-tile row, patch-or-tile column) of unit n."""
     return n // (HP * WP), (n // WP) % HP, n % WP
@@ -295,8 +303,7 @@ def _render_kernel(
     if not FREE and not RAW:  # feathering: the weight of this canvas pixel in the image
         scale = scale * tl.load(wy_ptr + pu * SIDE + row, mask=pmask, other=0.0)
         scale = scale * tl.load(wx_ptr + pv * SIDE + col, mask=pmask, other=0.0)
-    base = b * s_ob.to(tl.int64) + pu * s_ou.to(tl.int64) + pv * s_ov.to(tl.int64)
-    offs = base + row.to(tl.int64) * s_or + col.to(tl.int64) * s_os
+    offs = _out_offsets(b, pu, pv, row, col, s_ob, s_or, s_os, s_ou, s_ov)
     for c in tl.static_range(CB):
         if DEFER and MODE != 1:
             value = tl.sum(acc[c], 0)
@@ -305,7 +312,7 @@ def _render_kernel(
         if MODE == 1:
             if HAS_BG:
                 value = value + trans * tl.load(bg_ptr + c0 + c, mask=c0 + c < C, other=0.0)
-        tl.store(out_ptr + offs + (c0 + c).to(tl.int64) * s_oc, value * scale, mask=pmask & (c0 + c < C))
+        tl.store(out_ptr + offs + (c0 + c).to(tl.int64) * s_oc, value * scale, mask=pmask & (c0 + c < C))  # int64
 
 
 @triton.jit

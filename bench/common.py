@@ -123,7 +123,7 @@ def render_case(render, leaves, backward: bool, device: torch.device, cold_start
 def cold(fn):
     """`fn` that first frees the torch path's reusable workspace, so that a memory
     measurement counts it."""
-    from tritonsplat.reference.common import release_workspace
+    from tritonsplat.backends.torch.common import release_workspace
 
     def call():
         release_workspace()

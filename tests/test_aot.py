@@ -41,7 +41,7 @@ def test_every_kernel_compiles_for_sm80_and_sm90(report):
     assert {(r["kernel"], r["mode"], r["channels"], r["arch"]) for r in report} == expected
 
 
-@pytest.mark.parametrize("prefix", ["patches", "free"])
+@pytest.mark.parametrize("prefix", ["rasterize_patches", "rasterize"])
 def test_sum_mode_reaches_its_figures(report, prefix):
     fwd, bwd = _one(report, f"{prefix}_fwd", "sum"), _one(report, f"{prefix}_bwd", "sum")
     assert fwd["instructions_per_pair"] <= 18, fwd
@@ -50,7 +50,7 @@ def test_sum_mode_reaches_its_figures(report, prefix):
         assert row["ctas_per_sm"] >= 2 and row["warps_per_sm"] >= 16, row
 
 
-@pytest.mark.parametrize("prefix", ["patches", "free"])
+@pytest.mark.parametrize("prefix", ["rasterize_patches", "rasterize"])
 @pytest.mark.parametrize("mode", ["alpha", "normalized"])
 def test_other_modes_cost_at_most_one_and_a_half_times_sum(report, prefix, mode):
     for part in ("fwd", "bwd"):

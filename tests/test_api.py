@@ -13,14 +13,14 @@ import triton.language as tl
 
 import tritonsplat as ts
 from tritonsplat.api import resolve_backend
-from tritonsplat.kernels import launch, raster
-from tritonsplat.reference.dense import rasterize_patches_dense
+from tritonsplat.backends.triton import kernels, launch
+from tritonsplat.spec import rasterize_patches_spec
 from tritonsplat.testing import random_free_field, random_patch_field
 
 
 @triton.jit
 def _offsets_probe(out_ptr, b, pu, pv, row, col, s_ob, s_or, s_os, s_ou, s_ov):
-    tl.store(out_ptr, raster._out_offsets(b, pu, pv, row, col, s_ob, s_or, s_os, s_ou, s_ov))
+    tl.store(out_ptr, kernels._out_offsets(b, pu, pv, row, col, s_ob, s_or, s_os, s_ou, s_ov))
 
 
 def test_output_offsets_are_64_bit_at_the_largest_images():
@@ -110,7 +110,7 @@ def test_free_backward_is_deterministic(backend, mode, device):
 def test_torch_path_ignores_the_matmul_precision_setting(precision):
     f = random_patch_field(1, 2, 2, 16, 3, 8, overlap=1, seed=4)
     kw = dict(patch_size=8, overlap=1, mode="alpha", window="linear")
-    exact = rasterize_patches_dense(*(f[k].double() for k in ("means", "cholesky", "colors", "opacity")), **kw)
+    exact = rasterize_patches_spec(*(f[k].double() for k in ("means", "cholesky", "colors", "opacity")), **kw)
     before = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision(precision)
     try:

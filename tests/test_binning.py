@@ -4,7 +4,7 @@ and no larger than each Gaussian's bounding box."""
 import torch
 
 from tritonsplat.binning import bin_gaussians
-from tritonsplat.reference.dense import gaussian_alpha
+from tritonsplat.spec import gaussian_alpha
 from tritonsplat.testing import random_free_field
 
 

@@ -173,27 +173,27 @@ def kernel_specs(channels=CHANNELS, modes=MODES):
     configurations the launchers use: the paper's patches (P = 16, overlap 1: 18 x 18
     canvases) and 16 x 16 tiles; "sum" plain, the other modes with opacity (and a
     background for "alpha")."""
-    from .kernels import launch, raster
+    from .backends.triton import kernels, launch
 
     for mode in modes:
-        mode_id = raster.MODE_IDS[mode]
+        mode_id = kernels.MODE_IDS[mode]
         flags = dict(HAS_OPACITY=mode != "sum", CLAMP=mode != "sum", CUT_MIN=False)
         for c in channels:
             cb, defer = launch.forward_channels(c)
             bcb = launch.backward_channels(c)
             for free in (False, True):
                 geometry = dict(SIDE=16, OFFSET=-7.5) if free else dict(SIDE=18, OFFSET=-7.5)
-                prefix = "free" if free else "patches"
+                prefix = "rasterize" if free else "rasterize_patches"
                 fwd = dict(geometry, ORIGIN=0, FREE=free, RAW=False, MODE=mode_id, HAS_BG=mode == "alpha", CB=cb,
                            PPT=launch.FWD_PPT, NT=32 * launch.FWD_WARPS, DEFER=defer, **flags)  # fmt: skip
-                yield (f"{prefix}_fwd", mode, c, raster._render_kernel, fwd, launch.FWD_WARPS,
+                yield (f"{prefix}_fwd", mode, c, kernels._render_kernel, fwd, launch.FWD_WARPS,
                        4 * launch.FWD_PPT)  # fmt: skip
                 bwd = dict(geometry, CENTRE=8.0, TILE=16, FREE=free, MODE=mode_id, CB=bcb,
                            NT=32 * launch.BWD_WARPS, **flags)  # fmt: skip
-                yield f"{prefix}_bwd", mode, c, raster._grad_kernel, bwd, launch.BWD_WARPS, 4
+                yield f"{prefix}_bwd", mode, c, kernels._grad_kernel, bwd, launch.BWD_WARPS, 4
                 if mode == "alpha":
                     state = dict(geometry, FREE=free, HAS_BG=True, CB=bcb, BLOCK=launch.STATE_BLOCK, **flags)
-                    yield (f"{prefix}_state", mode, c, raster._state_kernel, state, launch.STATE_WARPS,
+                    yield (f"{prefix}_state", mode, c, kernels._state_kernel, state, launch.STATE_WARPS,
                            4 * launch.STATE_BLOCK // (32 * launch.STATE_WARPS))  # fmt: skip
 
 

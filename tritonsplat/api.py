@@ -9,8 +9,8 @@ from torch import Tensor
 
 from . import _checks as chk
 from .binning import support_radius
-from .ops.free import rasterize_op
-from .ops.patches import rasterize_patches_op
+from .ops.rasterize import rasterize_op
+from .ops.rasterize_patches import rasterize_patches_op
 from .params import conic_from_cholesky
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-CUT_Q = 9.0  # the 3-sigma ellipse: alpha = 0 where q > 9
+from .constants import CUT_Q
+
 _MARGIN = 1e-3  # pixels: a bounding box only needs to err on the large side
 
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .api import rasterize, rasterize_patches
 from .metrics import psnr, ssim
-from .reference.dense import rasterize_dense, rasterize_patches_dense
+from .spec import rasterize_patches_spec, rasterize_spec
 
 
 def default_image() -> Path:
@@ -84,7 +84,7 @@ class FreeField(torch.nn.Module):
         chol = _cholesky(self.log_diag, self.offdiag)
         h, w = self.size
         if self.backend == "dense":
-            return rasterize_dense(self.means, chol, self.colors, height=h, width=w)
+            return rasterize_spec(self.means, chol, self.colors, height=h, width=w)
         return rasterize(self.means, chol, self.colors, height=h, width=w, backend=self.backend)
 
     def gaussians(self) -> tuple[torch.Tensor, torch.Tensor, int | None]:  # means, cholesky, patch size
@@ -118,7 +118,7 @@ class PatchField(torch.nn.Module):
     def forward(self) -> torch.Tensor:
         chol = _cholesky(self.log_diag, self.offdiag)
         if self.backend == "dense":
-            return rasterize_patches_dense(self.means, chol, self.colors, **self.kw)
+            return rasterize_patches_spec(self.means, chol, self.colors, **self.kw)
         return rasterize_patches(self.means, chol, self.colors, backend=self.backend, **self.kw)
 
     def gaussians(self) -> tuple[torch.Tensor, torch.Tensor, int | None]:  # means, cholesky, patch size

@@ -31,21 +31,22 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..feather import feather_tables, fold_canvases, unfold_image
+from ...feather import feather_tables, fold_canvases, unfold_image
+from ...settings import RasterizePatchesSettings
 from .common import (
     CHUNK_ELEMENTS,
     Workspace,
     alpha_of,
     chunk_grads,
     coefficients_backward,
+    composite,
     gaussian_values,
     linear_coefficients,
     pixel_features,
     release_workspace,
 )
-from .dense import composite
 
-__all__ = ["patches_forward", "patches_backward", "release_workspace"]
+__all__ = ["forward", "backward", "release_workspace"]
 
 
 class _Layout(Workspace):
@@ -78,50 +79,40 @@ def _flat(t: Tensor | None, n: int) -> Tensor | None:
     return None if t is None else t.reshape(n, *t.shape[3:])
 
 
-def patches_forward(
+def forward(
     means: Tensor,  # [B, Hp, Wp, K, 2]
     cholesky: Tensor,  # [B, Hp, Wp, K, 3]
     colors: Tensor,  # [B, Hp, Wp, K, C]
     opacity: Tensor | None,  # [B, Hp, Wp, K]
     background: Tensor | None,  # [C]
-    patch_size: int,
-    overlap: int,
-    mode: str,
-    window: str,
-    alpha_max: float,
-    alpha_min: float,
+    cfg: RasterizePatchesSettings,
 ) -> Tensor:  # [B, C, Hp*P, Wp*P]
-    lay = _Layout(colors, patch_size, overlap, window)
-    feats = pixel_features(patch_size, overlap, colors.device, colors.dtype)
-    coef_u, coef_v = (c.reshape(lay.n, lay.k, -1) for c in linear_coefficients(means, cholesky, patch_size))
+    lay = _Layout(colors, cfg.patch_size, cfg.overlap, cfg.window)
+    feats = pixel_features(cfg.patch_size, cfg.overlap, colors.device, colors.dtype)
+    coef_u, coef_v = (c.reshape(lay.n, lay.k, -1) for c in linear_coefficients(means, cholesky, cfg.patch_size))
     col, op = _flat(colors, lay.n), _flat(opacity, lay.n)
     canvas = colors.new_empty(lay.n, lay.c, lay.s * lay.s)
     for i, j in lay.chunks():
         g = gaussian_values(coef_u[i:j], coef_v[i:j], feats, lay)
-        alpha = alpha_of(g, None if op is None else op[i:j], alpha_max, alpha_min)
-        canvas[i:j] = composite(alpha, col[i:j], mode, background)
+        alpha = alpha_of(g, None if op is None else op[i:j], cfg.alpha_max, cfg.alpha_min)
+        canvas[i:j] = composite(alpha, col[i:j], cfg.mode, background)
     return lay.to_image(canvas)
 
 
-def patches_backward(
+def backward(
     grad_image: Tensor,  # [B, C, Hp*P, Wp*P]
     means: Tensor,
     cholesky: Tensor,
     colors: Tensor,
     opacity: Tensor | None,
     background: Tensor | None,
-    patch_size: int,
-    overlap: int,
-    mode: str,
-    window: str,
-    alpha_max: float,
-    alpha_min: float,
+    cfg: RasterizePatchesSettings,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
     """Gradients (means, cholesky, colors, opacity, background) of <grad_image, forward>."""
-    lay = _Layout(colors, patch_size, overlap, window)
-    feats = pixel_features(patch_size, overlap, colors.device, colors.dtype)
+    lay = _Layout(colors, cfg.patch_size, cfg.overlap, cfg.window)
+    feats = pixel_features(cfg.patch_size, cfg.overlap, colors.device, colors.dtype)
     grad_canvas = lay.from_image(grad_image)
-    coef_u, coef_v = (c.reshape(lay.n, lay.k, -1) for c in linear_coefficients(means, cholesky, patch_size))
+    coef_u, coef_v = (c.reshape(lay.n, lay.k, -1) for c in linear_coefficients(means, cholesky, cfg.patch_size))
     col, op = _flat(colors, lay.n), _flat(opacity, lay.n)
     d_u, d_v, d_col = torch.empty_like(coef_u), torch.empty_like(coef_v), torch.empty_like(col)
     d_op = None if op is None else torch.empty_like(op)
@@ -129,7 +120,7 @@ def patches_backward(
     for i, j in lay.chunks():
         grads = chunk_grads(
             coef_u[i:j], coef_v[i:j], feats, col[i:j], None if op is None else op[i:j], background,
-            grad_canvas[i:j], mode, alpha_max, alpha_min, lay,
+            grad_canvas[i:j], cfg.mode, cfg.alpha_max, cfg.alpha_min, lay,
         )  # fmt: skip
         d_u[i:j], d_v[i:j], d_col[i:j] = grads[:3]
         if d_op is not None:
@@ -137,6 +128,8 @@ def patches_backward(
         if d_bg is not None:
             d_bg += grads[4]
     shape = means.shape[:-1]
-    d_means, d_chol = coefficients_backward(means, cholesky, d_u.reshape(*shape, 2), d_v.reshape(*shape, 3), patch_size)
+    d_means, d_chol = coefficients_backward(
+        means, cholesky, d_u.reshape(*shape, 2), d_v.reshape(*shape, 3), cfg.patch_size
+    )
     d_op = None if d_op is None else d_op.reshape(opacity.shape)
     return d_means, d_chol, d_col.reshape(colors.shape), d_op, d_bg

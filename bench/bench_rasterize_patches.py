@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import tritonsplat as ts
-from tritonsplat.reference.dense import rasterize_patches_dense
+from tritonsplat.spec import rasterize_patches_spec
 from tritonsplat.testing import random_patch_field
 
 from .common import environment, measure, render_case
@@ -33,8 +33,8 @@ def make_case(impl: str, batch: int, size: int, backward: bool, cold_start: bool
     field = random_patch_field(batch, n, n, K, C, P, overlap=OVERLAP, grid=True, device=DEVICE)
     leaves = [field[k].detach().clone().requires_grad_(backward) for k in ("means", "cholesky", "colors")]
     kw = dict(patch_size=P, overlap=OVERLAP, mode="sum", window="box")
-    if impl == "dense":
-        render = lambda: rasterize_patches_dense(*leaves, **kw)  # noqa: E731
+    if impl == "spec":
+        render = lambda: rasterize_patches_spec(*leaves, **kw)  # noqa: E731
     else:
         render = lambda: ts.rasterize_patches(*leaves, backend=impl, **kw)  # noqa: E731
     return render_case(render, leaves, backward, DEVICE, cold_start)
@@ -43,30 +43,30 @@ def make_case(impl: str, batch: int, size: int, backward: bool, cold_start: bool
 def _run(benchmark, impl: str, batch: int, size: int, backward: bool, rounds: int):
     if impl == "triton" and DEVICE.type != "cuda":
         pytest.skip("the Triton kernels run only on a GPU (see the resource report for their sm_90 build)")
-    if impl == "dense" and DEVICE.type == "cuda" and batch * size * size > 2**20:
+    if impl == "spec" and DEVICE.type == "cuda" and batch * size * size > 2**20:
         pytest.skip("the dense baseline would not fit")
     pairs = batch * (size // P) ** 2 * K * (P + 2 * OVERLAP) ** 2
     case = dict(impl=impl, batch=batch, size=size, backward=backward)
     measure(benchmark, "bench.bench_patches:make_case", case, pairs, rounds, DEVICE)
 
 
-@pytest.mark.parametrize("impl", ["torch", "triton", "dense"])
+@pytest.mark.parametrize("impl", ["torch", "triton", "spec"])
 @pytest.mark.parametrize("config", list(CONFIGS))
 @pytest.mark.parametrize("backward", [False, True], ids=["forward", "forward+backward"])
 def bench_rasterize_patches(benchmark, impl, config, backward):
     benchmark.group = f"rasterize_patches {config} {'forward+backward' if backward else 'forward'}"
     batch, size = CONFIGS[config]
-    _run(benchmark, impl, batch, size, backward, rounds=3 if impl == "dense" else 10)
+    _run(benchmark, impl, batch, size, backward, rounds=3 if impl == "spec" else 10)
 
 
-@pytest.mark.parametrize("impl", ["torch", "triton", "dense"])
+@pytest.mark.parametrize("impl", ["torch", "triton", "spec"])
 @pytest.mark.parametrize("size", [64, 128, 256, 512])
 def bench_rasterize_patches_sweep(benchmark, impl, size):
     """Forward+backward of one image against its size: a data series for the plot."""
-    if impl == "dense" and size > 256:
+    if impl == "spec" and size > 256:
         pytest.skip("the dense baseline at 512x512 materialises 430 MB per pair tensor; the sweep stops at 256")
     benchmark.group = "rasterize_patches sweep forward+backward"
-    _run(benchmark, impl, 1, size, True, rounds=3 if impl == "dense" else 5)
+    _run(benchmark, impl, 1, size, True, rounds=3 if impl == "spec" else 5)
 
 
 def bench_resource_report(benchmark, tmp_path):

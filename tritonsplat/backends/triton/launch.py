@@ -13,7 +13,8 @@ import torch
 import triton
 from torch import Tensor
 
-from .raster import MODE_IDS, ROW_ALIGN, RUN, _grad_kernel, _prepare_kernel, _render_kernel, _state_kernel
+from ...constants import NORMALIZED_EPS
+from .kernels import MODE_IDS, ROW_ALIGN, RUN, _grad_kernel, _prepare_kernel, _render_kernel, _state_kernel
 
 # Forward (pixel-parallel): 1 warp, PPT = 4 pixels per thread, so 128 canvas pixels per
 # program. An 18 x 18 canvas takes 3 programs (384 slots for 324 pixels, 16% idle): a
@@ -153,7 +154,7 @@ def gradients(
         den = gcan.new_zeros(units.count, units.pixels)
         render(units, table, num, canvas_strides(units, c), c, mode, opacity, None, alpha_max, alpha_min, 0, 0,
                den=den)  # fmt: skip
-        inv = 1.0 / (den + 1e-6)
+        inv = 1.0 / (den + NORMALIZED_EPS)
         gcan = gcan * inv[:, None, :]
         gamma = (gcan * num).sum(1) * inv
     cb = backward_channels(c)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import tritonsplat as ts
-from tritonsplat.reference.dense import gaussian_alpha, rasterize_dense
+from tritonsplat.spec import gaussian_alpha, rasterize_spec
 from tritonsplat.testing import assert_close, random_free_field
 
 MODES = ("sum", "alpha", "normalized")
@@ -55,7 +55,7 @@ def test_torch_path_matches_dense_float64(mode, tile_size, clamped):
     up = torch.randn(2, 3, H, W, dtype=torch.float64)
     _compare(
         _forward_and_grads(_torch, inputs, up, tile_size=tile_size, **kw),
-        _forward_and_grads(rasterize_dense, inputs, up, **kw),
+        _forward_and_grads(rasterize_spec, inputs, up, **kw),
     )
 
 
@@ -90,7 +90,7 @@ def test_a_tile_with_more_than_2000_gaussians_is_exact():
     colors = torch.rand(1, n, 3, generator=g).double() / n
     for mode in MODES:
         out = _torch(means, chol, colors, height=16, width=16, mode=mode)
-        ref = rasterize_dense(means, chol, colors, height=16, width=16, mode=mode)
+        ref = rasterize_spec(means, chol, colors, height=16, width=16, mode=mode)
         assert_close(out, ref, mode)
     half = _torch(means[:, :1000], chol[:, :1000], colors[:, :1000], height=16, width=16)
     assert (out.sum() - half.sum()).abs() > 0.1 * out.sum()  # the other 1,100 matter
@@ -104,7 +104,7 @@ def test_off_image_and_degenerate_gaussians_follow_the_maths():
     )  # wholly off, straddling the left edge, huge, needle-thin, thin and long across the bottom
     colors = torch.eye(5, dtype=torch.float64)[None]
     out = _torch(means, chol, colors, height=16, width=20)
-    ref = rasterize_dense(means, chol, colors, height=16, width=20)
+    ref = rasterize_spec(means, chol, colors, height=16, width=20)
     assert_close(out, ref)
     assert out[0, 0].abs().max() == 0  # wholly off-image
     assert out[0, 1].max() > 0.1  # straddling: partly visible

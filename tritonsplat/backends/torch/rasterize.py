@@ -14,18 +14,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..binning import Bins, bin_gaussians
+from ...binning import Bins, bin_gaussians
+from ...settings import RasterizeSettings
 from .common import (
     CHUNK_ELEMENTS,
     Workspace,
     alpha_of,
     chunk_grads,
     coefficients_backward,
+    composite,
     gaussian_values,
     linear_coefficients,
     pixel_features,
 )
-from .dense import composite
 
 _FAR = 1e6  # padding rows sit this far away: their G underflows and the cut zeroes it
 
@@ -85,48 +86,38 @@ class _Tiles(Workspace):
         return tiles.reshape(self.b * ty * tx, self.c, t * t)
 
 
-def free_forward(
+def forward(
     means: Tensor,  # [B, N, 2]
     cholesky: Tensor,  # [B, N, 3]
     colors: Tensor,  # [B, N, C]
     opacity: Tensor | None,  # [B, N]
     background: Tensor | None,  # [C]
-    height: int,
-    width: int,
-    mode: str,
-    tile_size: int,
-    alpha_max: float,
-    alpha_min: float,
+    cfg: RasterizeSettings,
 ) -> Tensor:  # [B, C, H, W]
-    tl = _Tiles(means, cholesky, colors, opacity, height, width, tile_size, alpha_min)
-    feats = pixel_features(tile_size, 0, colors.device, colors.dtype)
-    out = colors.new_zeros(tl.b * tl.bins.num_tiles, tl.c, tile_size * tile_size)
-    if mode == "alpha" and background is not None:
+    tl = _Tiles(means, cholesky, colors, opacity, cfg.height, cfg.width, cfg.tile_size, cfg.alpha_min)
+    feats = pixel_features(cfg.tile_size, 0, colors.device, colors.dtype)
+    out = colors.new_zeros(tl.b * tl.bins.num_tiles, tl.c, cfg.tile_size * cfg.tile_size)
+    if cfg.mode == "alpha" and background is not None:
         out += background[:, None]  # tiles no Gaussian touches show the background
     for tiles, rows in tl.chunks():
         m, ch, col, op, _ = tl.gather(tiles, rows)
-        coef_u, coef_v = linear_coefficients(m, ch, tile_size)
+        coef_u, coef_v = linear_coefficients(m, ch, cfg.tile_size)
         g = gaussian_values(coef_u, coef_v, feats, tl, cut=True)
-        out[tiles] = composite(alpha_of(g, op, alpha_max, alpha_min), col, mode, background)
+        out[tiles] = composite(alpha_of(g, op, cfg.alpha_max, cfg.alpha_min), col, cfg.mode, background)
     return tl.to_image(out)
 
 
-def free_backward(
+def backward(
     grad_image: Tensor,  # [B, C, H, W]
     means: Tensor,
     cholesky: Tensor,
     colors: Tensor,
     opacity: Tensor | None,
     background: Tensor | None,
-    height: int,
-    width: int,
-    mode: str,
-    tile_size: int,
-    alpha_max: float,
-    alpha_min: float,
+    cfg: RasterizeSettings,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
-    tl = _Tiles(means, cholesky, colors, opacity, height, width, tile_size, alpha_min)
-    feats = pixel_features(tile_size, 0, colors.device, colors.dtype)
+    tl = _Tiles(means, cholesky, colors, opacity, cfg.height, cfg.width, cfg.tile_size, cfg.alpha_min)
+    feats = pixel_features(cfg.tile_size, 0, colors.device, colors.dtype)
     grad_tiles = tl.from_image(grad_image)
     total = tl.b * tl.n
     d_means = means.new_zeros(total + 1, 2)  # the extra row takes the padding's (zero) gradients
@@ -139,11 +130,22 @@ def free_backward(
         d_bg = grad_tiles[empty].sum((0, 2))
     for tiles, rows in tl.chunks():
         m, ch, col, op, gid = tl.gather(tiles, rows)
-        coef_u, coef_v = linear_coefficients(m, ch, tile_size)
+        coef_u, coef_v = linear_coefficients(m, ch, cfg.tile_size)
         du, dv, dc, do, db = chunk_grads(
-            coef_u, coef_v, feats, col, op, background, grad_tiles[tiles], mode, alpha_max, alpha_min, tl, cut=True
+            coef_u,
+            coef_v,
+            feats,
+            col,
+            op,
+            background,
+            grad_tiles[tiles],
+            cfg.mode,
+            cfg.alpha_max,
+            cfg.alpha_min,
+            tl,
+            cut=True,
         )
-        dm, dch = coefficients_backward(m, ch, du, dv, tile_size)
+        dm, dch = coefficients_backward(m, ch, du, dv, cfg.tile_size)
         flat = gid.reshape(-1)
         d_means.index_add_(0, flat, dm.reshape(-1, 2))
         d_chol.index_add_(0, flat, dch.reshape(-1, 3))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import tritonsplat as ts
-from tritonsplat.reference.dense import rasterize_patches_dense
+from tritonsplat.spec import rasterize_patches_spec
 from tritonsplat.testing import assert_close, random_patch_field
 
 MODES = ("sum", "alpha", "normalized")
@@ -55,7 +55,7 @@ def test_torch_path_matches_dense_float64(mode, window, overlap):
     out, grads = _forward_and_grads(
         lambda *a, **k: ts.rasterize_patches(*a, backend="torch", **k), inputs, upstream, **kw
     )
-    ref, ref_grads = _forward_and_grads(rasterize_patches_dense, inputs, upstream, **kw)
+    ref, ref_grads = _forward_and_grads(rasterize_patches_spec, inputs, upstream, **kw)
     _compare(out, grads, ref, ref_grads)
 
 
@@ -71,7 +71,7 @@ def test_torch_path_alpha_mode_opaque_gaussians():
     out, grads = _forward_and_grads(
         lambda *a, **k: ts.rasterize_patches(*a, backend="torch", **k), inputs, upstream, **kw
     )
-    ref, ref_grads = _forward_and_grads(rasterize_patches_dense, inputs, upstream, **kw)
+    ref, ref_grads = _forward_and_grads(rasterize_patches_spec, inputs, upstream, **kw)
     assert all(torch.isfinite(g).all() for g in grads if g is not None)
     _compare(out, grads, ref, ref_grads)
 

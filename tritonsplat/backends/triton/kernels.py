@@ -48,10 +48,11 @@ import math
 import triton
 import triton.language as tl
 
+from ...constants import CUT_Q, NORMALIZED_EPS
+
 MODE_IDS = {"sum": 0, "alpha": 1, "normalized": 2}
 SCALE = math.sqrt(0.5 * math.log2(math.e))  # G = exp(-q/2) = 2^-(q s^2)
 LN2 = math.log(2.0)
-CUT_Q = 9.0  # the 3-sigma ellipse of the free rasterizer: alpha = 0 where q > 9
 CUT_Q_SCALED = CUT_Q * SCALE * SCALE  # the same cut on u'^2 + v'^2
 FIELDS = 6  # A, B, D, E, F, opacity; the colors follow in the table
 RUN = 4  # rows a thread loads at once (forward) and owns (backward)
@@ -59,6 +60,7 @@ NEVER = 1.0e4  # F of a padding row: v' = 1e4, G = 2^-1e8 = 0
 ROW_ALIGN = 16  # the table's row count is a multiple of this (16-byte aligned fields)
 _SCALE: tl.constexpr = tl.constexpr(SCALE)
 _CUT: tl.constexpr = tl.constexpr(CUT_Q_SCALED)
+_EPS: tl.constexpr = tl.constexpr(NORMALIZED_EPS)
 _LN2: tl.constexpr = tl.constexpr(LN2)
 _NEVER: tl.constexpr = tl.constexpr(NEVER)
 
@@ -297,7 +299,7 @@ def _render_kernel(
             tl.store(den_ptr + n * (SIDE * SIDE) + p, den_p, mask=pmask & (c0 == 0))
         scale = tl.full((PPT, NT), 1.0, tl.float32)
     elif MODE == 2:
-        scale = 1.0 / (den_p + 1e-6)
+        scale = 1.0 / (den_p + _EPS)
     else:
         scale = tl.full((PPT, NT), 1.0, tl.float32)
     if not FREE and not RAW:  # feathering: the weight of this canvas pixel in the image

@@ -10,6 +10,8 @@ import threading
 import torch
 from torch import Tensor
 
+from ...constants import CUT_Q, NORMALIZED_EPS
+
 # G = exp(-q/2) = 2^-(u'^2 + v'^2) with u' = u sqrt(log2(e) / 2): torch.exp2 runs 2.1x
 # faster than torch.exp on these CPUs (7.3 ms against 15.5 ms for 27M floats, 2 cores).
 _SCALE = math.sqrt(0.5 * math.log2(math.e))
@@ -17,7 +19,7 @@ _SCALE = math.sqrt(0.5 * math.log2(math.e))
 # is 6x slower; clamping there changes alpha by < 1.2e-38 (2.3e-308 in float64).
 _LOG2_TINY = {torch.float32: 126.0, torch.float64: 1022.0}
 _LN2 = math.log(2.0)
-_G_CUT = math.exp(-4.5) * (1 - 1e-7)  # G at q = 9 (kept), less a rounding's worth
+_G_CUT = math.exp(-0.5 * CUT_Q) * (1 - 1e-7)  # G at q = 9 (kept), less a rounding's worth
 # Elements of [patches, K, pixels] per chunk: 2^20 floats = 4 MiB, inside a 32 MiB L3
 # (2^18 to 2^20 measured equal on the paper's configuration, 2^22 15% slower).
 CHUNK_ELEMENTS = 1 << 20
@@ -66,6 +68,25 @@ def coefficients_backward(
         torch.stack((d_mx, d_my), dim=-1),
         torch.stack((-i11 * i11 * d_i11, d_l21, -i22 * i22 * d_i22), dim=-1),
     )
+
+
+def composite(alpha: Tensor, colors: Tensor, mode: str, background: Tensor | None) -> Tensor:
+    """alpha: [..., K, N] per Gaussian and pixel; colors: [..., K, C] -> [..., C, N].
+
+    The products are written colors^T @ alpha: with C small, a GEMM whose short side is
+    the output's rows runs 4x faster on the CPU than alpha^T @ colors (measured, 2 cores)."""
+    cols_t = colors.transpose(-1, -2)
+    if mode == "sum":
+        return torch.matmul(cols_t, alpha)
+    if mode == "normalized":
+        return torch.matmul(cols_t, alpha) / (alpha.sum(-2)[..., None, :] + NORMALIZED_EPS)
+    # "alpha": front to back in index order; T_k = prod_{j<k} (1 - alpha_j)
+    trans = torch.cumprod(1.0 - alpha, dim=-2)
+    before = torch.cat((torch.ones_like(trans[..., :1, :]), trans[..., :-1, :]), dim=-2)
+    out = torch.matmul(cols_t, alpha * before)
+    if background is not None:
+        out = out + trans[..., -1:, :] * background[:, None]
+    return out
 
 
 def gaussian_values(coef_u, coef_v, feats, work, keep_uv=False, cut=False):
@@ -149,7 +170,7 @@ def _sum_grads(alpha, col, background, grad_canvas, work):  # canvas = col^T alp
 
 
 def _normalized_grads(alpha, col, background, grad_canvas, work):  # canvas = col^T alpha / (sum alpha + eps)
-    den = alpha.sum(1, keepdim=True) + 1e-6  # [n, 1, N]
+    den = alpha.sum(1, keepdim=True) + NORMALIZED_EPS  # [n, 1, N]
     out = torch.bmm(col.transpose(1, 2), alpha) / den  # [n, C, N]
     d_num = grad_canvas / den
     d_den = -(d_num * out).sum(1, keepdim=True)  # [n, 1, N]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..binning import bin_gaussians
+from ...binning import bin_gaussians
+from ...settings import RasterizeSettings
 from .launch import BWD_WARPS, RUN, Units, gradients, on_device, padded_rows, prepare, render
 
 
@@ -44,17 +45,37 @@ def _flat(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.reshape(t.shape[0] * t.shape[1], *t.shape[2:])
 
 
-def free_forward(means, cholesky, colors, opacity, background, height, width, mode, tile_size, alpha_max, alpha_min):
+def forward(means, cholesky, colors, opacity, background, cfg: RasterizeSettings):
     b, n, c = colors.shape
-    out = colors.new_empty(b, c, height, width)
+    out = colors.new_empty(b, c, cfg.height, cfg.width)
     if n == 0:
         return out.zero_() if background is None else out.copy_(background.view(1, c, 1, 1).expand_as(out))
     with on_device(colors):
-        bins = bin_gaussians(means, cholesky, opacity, height, width, tile_size, alpha_min)
-        units = tile_units(bins, height, width)
+        bins = bin_gaussians(means, cholesky, opacity, cfg.height, cfg.width, cfg.tile_size, cfg.alpha_min)
+        units = tile_units(bins, cfg.height, cfg.width)
         table = prepare(units, _flat(means), _flat(cholesky), _flat(opacity), _flat(colors))
-        strides = (c * height * width, height * width, width, 1, tile_size * width, tile_size)
-        render(units, table, out, strides, c, mode, opacity, background, alpha_max, alpha_min, height, width)
+        strides = (
+            c * cfg.height * cfg.width,
+            cfg.height * cfg.width,
+            cfg.width,
+            1,
+            cfg.tile_size * cfg.width,
+            cfg.tile_size,
+        )
+        render(
+            units,
+            table,
+            out,
+            strides,
+            c,
+            cfg.mode,
+            opacity,
+            background,
+            cfg.alpha_max,
+            cfg.alpha_min,
+            cfg.height,
+            cfg.width,
+        )
     return out
 
 
@@ -67,22 +88,20 @@ def tile_gradient(grad_image: Tensor, tiles_y: int, tiles_x: int, tile_size: int
     return tiles.reshape(b * tiles_y * tiles_x, c, t * t).contiguous()
 
 
-def free_backward(
-    grad_image, means, cholesky, colors, opacity, background, height, width, mode, tile_size, alpha_max, alpha_min
-):
+def backward(grad_image, means, cholesky, colors, opacity, background, cfg: RasterizeSettings):
     b, n, c = colors.shape
     if n == 0:
         d_bg = None if background is None else grad_image.sum((0, 2, 3))
         zeros = [torch.zeros_like(t) if t is not None else None for t in (means, cholesky, colors, opacity)]
         return (*zeros, d_bg)
     with on_device(colors):
-        bins = bin_gaussians(means, cholesky, opacity, height, width, tile_size, alpha_min)
-        units = tile_units(bins, height, width)
+        bins = bin_gaussians(means, cholesky, opacity, cfg.height, cfg.width, cfg.tile_size, cfg.alpha_min)
+        units = tile_units(bins, cfg.height, cfg.width)
         table = prepare(units, _flat(means), _flat(cholesky), _flat(opacity), _flat(colors))
-        gcan = tile_gradient(grad_image, bins.tiles_y, bins.tiles_x, tile_size)
+        gcan = tile_gradient(grad_image, bins.tiles_y, bins.tiles_x, cfg.tile_size)
         d_geo, d_col, d_bg = gradients(
-            units, table, _flat(means), _flat(cholesky), gcan, c, mode, _flat(opacity), background,
-            alpha_max, alpha_min,
+            units, table, _flat(means), _flat(cholesky), gcan, c, cfg.mode, _flat(opacity), background,
+            cfg.alpha_max, cfg.alpha_min,
         )  # fmt: skip
         # one gradient row per binning entry -> per Gaussian, summed in a fixed order
         valid = torch.nonzero(units.src >= 0).squeeze(1)

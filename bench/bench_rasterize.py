@@ -10,7 +10,7 @@ import torch
 
 import tritonsplat as ts
 from tritonsplat.binning import bin_gaussians
-from tritonsplat.reference.dense import rasterize_dense
+from tritonsplat.spec import rasterize_spec
 from tritonsplat.testing import random_free_field
 
 from .common import measure, render_case
@@ -18,7 +18,7 @@ from .common import measure, render_case
 C = 3
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 CASES = [(256, 1000), (256, 2000), (256, 10000), (256, 50000), (512, 1000), (512, 10000), (512, 50000)]
-DENSE_LIMIT = 2**27  # pixel-Gaussian pairs: 512 MiB per materialised float32 tensor
+SPEC_LIMIT = 2**27  # pixel-Gaussian pairs: 512 MiB per materialised float32 tensor
 
 
 def _field(size: int, n: int) -> dict:
@@ -29,8 +29,8 @@ def _field(size: int, n: int) -> dict:
 def make_case(impl: str, size: int, gaussians: int, backward: bool, cold_start: bool = False):
     field = _field(size, gaussians)
     leaves = [field[k].detach().clone().requires_grad_(backward) for k in ("means", "cholesky", "colors")]
-    if impl == "dense":
-        render = lambda: rasterize_dense(*leaves, height=size, width=size)  # noqa: E731
+    if impl == "spec":
+        render = lambda: rasterize_spec(*leaves, height=size, width=size)  # noqa: E731
     else:
         render = lambda: ts.rasterize(*leaves, height=size, width=size, backend=impl)  # noqa: E731
     return render_case(render, leaves, backward, DEVICE, cold_start)
@@ -39,23 +39,23 @@ def make_case(impl: str, size: int, gaussians: int, backward: bool, cold_start: 
 def _evaluated_pairs(impl: str, size: int, n: int) -> int:
     """Pixel-Gaussian pairs each implementation evaluates: all of them for dense, the
     binning entries times the tile's pixels for the binned paths."""
-    if impl == "dense":
+    if impl == "spec":
         return size * size * n
     f = _field(size, n)
     bins = bin_gaussians(f["means"], f["cholesky"], None, size, size, 16)
     return bins.pair_gaussian.numel() * 16 * 16
 
 
-@pytest.mark.parametrize("impl", ["torch", "triton", "dense"])
+@pytest.mark.parametrize("impl", ["torch", "triton", "spec"])
 @pytest.mark.parametrize("size,gaussians", CASES, ids=[f"{s}px-{n}" for s, n in CASES])
 @pytest.mark.parametrize("backward", [False, True], ids=["forward", "forward+backward"])
 def bench_rasterize(benchmark, impl, size, gaussians, backward):
     if impl == "triton" and DEVICE.type != "cuda":
         pytest.skip("the Triton kernels run only on a GPU (see the resource report for their sm_90 build)")
-    if impl == "dense" and size * size * gaussians > DENSE_LIMIT:
+    if impl == "spec" and size * size * gaussians > SPEC_LIMIT:
         gb = size * size * gaussians * 4 / 2**30
         pytest.skip(f"the dense baseline would materialise {gb:.0f} GiB per pair tensor")
     benchmark.group = f"rasterize {size}x{size} N={gaussians} {'forward+backward' if backward else 'forward'}"
     case = dict(impl=impl, size=size, gaussians=gaussians, backward=backward)
-    rounds = 2 if impl == "dense" else 5
+    rounds = 2 if impl == "spec" else 5
     measure(benchmark, "bench.bench_free:make_case", case, _evaluated_pairs(impl, size, gaussians), rounds, DEVICE)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import triton
 from torch import Tensor
 
-from ..feather import feather_tables, fold_canvases, unfold_image
+from ...feather import feather_tables, fold_canvases, unfold_image
+from ...settings import RasterizePatchesSettings
 from .launch import RUN, Units, gradients, on_device, padded_rows, prepare, render
 
 
@@ -26,37 +27,46 @@ def patch_units(b: int, hp: int, wp: int, k: int, patch_size: int, overlap: int)
     )  # fmt: skip
 
 
-def patches_forward(
+def forward(
     means: Tensor,  # [B, Hp, Wp, K, 2]
     cholesky: Tensor,  # [B, Hp, Wp, K, 3]
     colors: Tensor,  # [B, Hp, Wp, K, C]
     opacity: Tensor | None,  # [B, Hp, Wp, K]
     background: Tensor | None,  # [C]
-    patch_size: int,
-    overlap: int,
-    mode: str,
-    window: str,
-    alpha_max: float,
-    alpha_min: float,
+    cfg: RasterizePatchesSettings,
 ) -> Tensor:  # [B, C, Hp*P, Wp*P]
     b, hp, wp, k, c = colors.shape
-    units = patch_units(b, hp, wp, k, patch_size, overlap)
-    s, h, w = units.side, hp * patch_size, wp * patch_size
+    units = patch_units(b, hp, wp, k, cfg.patch_size, cfg.overlap)
+    s, h, w = units.side, hp * cfg.patch_size, wp * cfg.patch_size
     with on_device(colors):
         g = b * hp * wp * k
         flat_op = None if opacity is None else opacity.reshape(g)
         table = prepare(units, means.reshape(g, 2), cholesky.reshape(g, 3), flat_op, colors.reshape(g, c))
-        weights = feather_tables(hp, wp, patch_size, overlap, window, colors.device, colors.dtype)
-        if overlap == 0:  # canvases tile the image: write it directly
+        weights = feather_tables(hp, wp, cfg.patch_size, cfg.overlap, cfg.window, colors.device, colors.dtype)
+        if cfg.overlap == 0:  # canvases tile the image: write it directly
             out = colors.new_empty(b, c, h, w)
-            strides = (c * h * w, h * w, w, 1, patch_size * w, patch_size)
+            strides = (c * h * w, h * w, w, 1, cfg.patch_size * w, cfg.patch_size)
         else:  # [B, C, S, S, Hp, Wp] = fold's column layout
             out = colors.new_empty(b, c, s, s, hp, wp)
             strides = out.stride()
-        render(units, table, out, strides, c, mode, opacity, background, alpha_max, alpha_min, h, w, weights=weights)
-    if overlap == 0:
+        render(
+            units,
+            table,
+            out,
+            strides,
+            c,
+            cfg.mode,
+            opacity,
+            background,
+            cfg.alpha_max,
+            cfg.alpha_min,
+            h,
+            w,
+            weights=weights,
+        )
+    if cfg.overlap == 0:
         return out
-    return fold_canvases(out.reshape(b, c * s * s, hp * wp), hp, wp, patch_size, overlap)
+    return fold_canvases(out.reshape(b, c * s * s, hp * wp), hp, wp, cfg.patch_size, cfg.overlap)
 
 
 def canvas_gradient(grad_image: Tensor, hp: int, wp: int, patch_size: int, overlap: int, window: str) -> Tensor:
@@ -69,30 +79,25 @@ def canvas_gradient(grad_image: Tensor, hp: int, wp: int, patch_size: int, overl
     return cols.permute(0, 4, 5, 1, 2, 3).reshape(b * hp * wp, c, s * s).contiguous()
 
 
-def patches_backward(
+def backward(
     grad_image: Tensor,  # [B, C, Hp*P, Wp*P]
     means: Tensor,
     cholesky: Tensor,
     colors: Tensor,
     opacity: Tensor | None,
     background: Tensor | None,
-    patch_size: int,
-    overlap: int,
-    mode: str,
-    window: str,
-    alpha_max: float,
-    alpha_min: float,
+    cfg: RasterizePatchesSettings,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
     b, hp, wp, k, c = colors.shape
-    units = patch_units(b, hp, wp, k, patch_size, overlap)
+    units = patch_units(b, hp, wp, k, cfg.patch_size, cfg.overlap)
     g = b * hp * wp * k
     flat_op = None if opacity is None else opacity.reshape(g)
     with on_device(colors):
         table = prepare(units, means.reshape(g, 2), cholesky.reshape(g, 3), flat_op, colors.reshape(g, c))
-        gcan = canvas_gradient(grad_image, hp, wp, patch_size, overlap, window)
+        gcan = canvas_gradient(grad_image, hp, wp, cfg.patch_size, cfg.overlap, cfg.window)
         d_geo, d_col, d_bg = gradients(
-            units, table, means.reshape(g, 2), cholesky.reshape(g, 3), gcan, c, mode, flat_op, background,
-            alpha_max, alpha_min,
+            units, table, means.reshape(g, 2), cholesky.reshape(g, 3), gcan, c, cfg.mode, flat_op, background,
+            cfg.alpha_max, cfg.alpha_min,
         )  # fmt: skip
     n, kp = units.count, units.kp
 

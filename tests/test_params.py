@@ -62,18 +62,32 @@ def test_scale_rotation_round_trip():
 
 @pytest.mark.parametrize(
     "cov",
-    [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 2.0, 1.0], [-1.0, 0.0, 2.0]],
-    ids=["zero", "rank-1", "indefinite", "negative variance"],
+    [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 2.0, 1.0], [-1.0, 0.0, 2.0], [4.0, -9.0, 1.0]],
+    ids=["zero", "rank-1", "indefinite", "negative variance", "indefinite, negative correlation"],
 )
-def test_degenerate_covariance_is_clamped_not_nan(cov):
-    chol = ts.cholesky_from_covariance(torch.tensor(cov))
+def test_degenerate_covariance_becomes_a_thin_gaussian(cov):
+    given = torch.tensor(cov, dtype=torch.float64)
+    chol = ts.cholesky_from_covariance(given)
     assert torch.isfinite(chol).all()
     assert (chol[..., 0] > 0).all() and (chol[..., 2] > 0).all()
-    # clamped to a thin Gaussian: det(Sigma) = (l11 l22)^2 >= eps^2, and never a huge one
-    assert (chol[..., 0] * chol[..., 2]) ** 2 >= 1e-12 * 0.99
-    assert ts.covariance_from_cholesky(chol)[..., ::2].max() <= max(abs(c) for c in cov) + 1e-5 + 4.0
+    back = ts.covariance_from_cholesky(chol)
+    eps = ts.params.EPS
+    # thin: det(Sigma) = (l11 l22)^2 >= eps^2 ...
+    assert (chol[..., 0] * chol[..., 2]) ** 2 >= eps**2 * 0.999
+    # ... and no wider than asked along either axis (variances at least eps)
+    for axis in (0, 2):
+        assert back[axis] <= max(given[axis].item(), eps) + 2 * eps
+    assert abs(back[1]) <= torch.sqrt(back[0] * back[2]) + 1e-12
 
 
-def test_degenerate_conic_is_clamped_not_nan():
-    chol = ts.cholesky_from_conic(torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]))
+@pytest.mark.parametrize(
+    "conic", [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1e-12, 0.0, 5.0], [-3.0, 0.5, -1.0]],
+    ids=["zero", "rank-1", "nearly flat", "negative definite"],
+)  # fmt: skip
+def test_degenerate_conic_is_no_wider_than_max_sigma(conic):
+    chol = ts.cholesky_from_conic(torch.tensor(conic, dtype=torch.float64))
     assert torch.isfinite(chol).all()
+    cov = ts.covariance_from_cholesky(chol)
+    limit = ts.params.MAX_SIGMA**2
+    assert cov[0] <= limit * (1 + 1e-9) and cov[2] <= limit * (1 + 1e-9) + 2 * ts.params.EPS
+    assert (chol[..., 0] > 0).all() and (chol[..., 2] > 0).all()

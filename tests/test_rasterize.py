@@ -11,33 +11,17 @@ import torch
 
 import tritonsplat as ts
 from tritonsplat.spec import gaussian_alpha, rasterize_spec
-from tritonsplat.testing import assert_close, random_free_field
+from tritonsplat.testing import assert_close, inputs_of, random_free_field
+from tritonsplat.testing import compare as _compare
+from tritonsplat.testing import forward_and_grads as _forward_and_grads
 
 MODES = ("sum", "alpha", "normalized")
-NAMES = ("means", "cholesky", "colors", "opacity", "background")
 H, W = 20, 27  # not multiples of any tile size
 
 
 def _inputs(field, mode, use_opacity):
     bg = torch.linspace(0.2, 0.8, field["colors"].shape[-1]).to(field["colors"]) if mode == "alpha" else None
-    return [field["means"], field["cholesky"], field["colors"], field["opacity"] if use_opacity else None, bg]
-
-
-def _forward_and_grads(fn, inputs, upstream, **kw):
-    leaves = [None if t is None else t.detach().clone().requires_grad_() for t in inputs]
-    out = fn(*leaves[:4], background=leaves[4], **kw)
-    present = [t for t in leaves if t is not None]
-    if not present[0].numel():
-        return out, [None] * 5
-    grads = iter(torch.autograd.grad(out, present, upstream))
-    return out, [None if t is None else next(grads) for t in leaves]
-
-
-def _compare(a, b):
-    assert_close(a[0], b[0], "image")
-    for name, g, r in zip(NAMES, a[1], b[1], strict=True):
-        if r is not None:
-            assert_close(g, r, f"d_{name}")
+    return inputs_of(field, use_opacity, bg)
 
 
 def _torch(*a, **k):
@@ -72,10 +56,11 @@ def test_gradcheck_torch_path(mode):
     assert torch.autograd.gradcheck(fn, [t for t in inputs if t is not None], eps=1e-6, atol=1e-6)
 
 
-def test_image_does_not_depend_on_tile_size():
-    field = random_free_field(1, 60, 3, 40, 33, seed=3)
+@pytest.mark.parametrize("backend,tiles", [("torch", (1, 4, 8, 16, 64)), ("triton", (4, 8, 16, 64))])
+def test_image_does_not_depend_on_tile_size(backend, tiles, device):
+    field = random_free_field(1, 60, 3, 40, 33, seed=3, device=device)
     args = (field["means"], field["cholesky"], field["colors"], field["opacity"])
-    images = [_torch(*args, height=40, width=33, mode="alpha", tile_size=t) for t in (1, 4, 8, 16, 64)]
+    images = [ts.rasterize(*args, height=40, width=33, mode="alpha", tile_size=t, backend=backend) for t in tiles]
     for img in images[1:]:
         torch.testing.assert_close(img, images[0], atol=2e-6, rtol=1e-5)
 
@@ -96,16 +81,28 @@ def test_a_tile_with_more_than_2000_gaussians_is_exact():
     assert (out.sum() - half.sum()).abs() > 0.1 * out.sum()  # the other 1,100 matter
 
 
-def test_off_image_and_degenerate_gaussians_follow_the_maths():
-    means = torch.tensor([[[-30.0, 5.0], [-2.0, 6.0], [10.0, 10.0], [12.5, 4.5], [5.0, 25.0]]], dtype=torch.float64)
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_off_image_and_degenerate_gaussians_follow_the_maths(backend, device):
+    dtype = torch.float64 if backend == "torch" else torch.float32  # the kernels compute in float32
+    means = torch.tensor([[[-30.0, 5.0], [-2.0, 6.0], [10.0, 10.0], [12.5, 4.5], [5.0, 25.0]]], dtype=dtype)
     chol = torch.tensor(
         [[[2.0, 0.0, 2.0], [1.5, 0.3, 1.0], [400.0, 0.0, 300.0], [0.01, 0.0, 0.01], [1e-3, 0.0, 9.0]]],
-        dtype=torch.float64,
+        dtype=dtype,
     )  # wholly off, straddling the left edge, huge, needle-thin, thin and long across the bottom
-    colors = torch.eye(5, dtype=torch.float64)[None]
-    out = _torch(means, chol, colors, height=16, width=20)
-    ref = rasterize_spec(means, chol, colors, height=16, width=20)
-    assert_close(out, ref)
+    colors = torch.eye(5, dtype=dtype)[None]
+    means, chol, colors = (t.to(device) for t in (means, chol, colors))
+    leaves = [t.clone().requires_grad_() for t in (means, chol, colors)]
+    out = ts.rasterize(*leaves, height=16, width=20, backend=backend)
+    spec_leaves = [t.double().clone().requires_grad_() for t in (means, chol, colors)]
+    ref = rasterize_spec(*spec_leaves, height=16, width=20)
+    assert_close(out, ref.to(dtype))
+    up = torch.randn(out.shape, generator=torch.Generator().manual_seed(3)).to(out)
+    grads = torch.autograd.grad(out, leaves, up)
+    ref_grads = torch.autograd.grad(ref, spec_leaves, up.double())
+    for name, g, r in zip(("means", "cholesky", "colors"), grads, ref_grads, strict=True):
+        assert torch.isfinite(g).all(), name
+        assert_close(g, r.to(dtype), f"d_{name}")
+    out, ref = out.detach(), ref.detach()
     assert out[0, 0].abs().max() == 0  # wholly off-image
     assert out[0, 1].max() > 0.1  # straddling: partly visible
     assert (out[0, 2] > 0.99).all()  # huge: everywhere, G close to 1
@@ -113,13 +110,16 @@ def test_off_image_and_degenerate_gaussians_follow_the_maths():
     assert (out[0, 3] > 0).sum() == 1
 
 
+@pytest.mark.parametrize("backend", ["torch", "triton"])
 @pytest.mark.parametrize("mode", MODES)
-def test_no_gaussians(mode):
-    empty = torch.zeros(2, 0, 3)
-    bg = torch.tensor([0.1, 0.2, 0.3]) if mode == "alpha" else None
-    out = ts.rasterize(empty[..., :2], empty, empty, height=5, width=7, mode=mode, background=bg)
-    expected = torch.zeros(2, 3, 5, 7) if bg is None else bg.view(1, 3, 1, 1).expand(2, 3, 5, 7)
+def test_no_gaussians(mode, backend, device):
+    empty = torch.zeros(2, 0, 3, device=device, requires_grad=True)
+    bg = torch.tensor([0.1, 0.2, 0.3], device=device) if mode == "alpha" else None
+    out = ts.rasterize(empty[..., :2], empty, empty, height=5, width=7, mode=mode, background=bg, backend=backend)
+    expected = torch.zeros(2, 3, 5, 7, device=device) if bg is None else bg.view(1, 3, 1, 1).expand(2, 3, 5, 7)
     torch.testing.assert_close(out, expected)
+    (grad,) = torch.autograd.grad(out.sum(), empty)
+    assert grad.shape == empty.shape
 
 
 def test_gaussians_at_names_exactly_the_gaussians_with_alpha():

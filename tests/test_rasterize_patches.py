@@ -11,11 +11,12 @@ import torch
 
 import tritonsplat as ts
 from tritonsplat.spec import rasterize_patches_spec
-from tritonsplat.testing import assert_close, random_patch_field
+from tritonsplat.testing import assert_close, inputs_of, random_patch_field
+from tritonsplat.testing import compare as _compare
+from tritonsplat.testing import forward_and_grads as _forward_and_grads
 
 MODES = ("sum", "alpha", "normalized")
 WINDOWS = ("linear", "cosine", "box")
-NAMES = ("means", "cholesky", "colors", "opacity", "background")
 
 
 def _inputs(field, mode, use_opacity, seed=1):
@@ -24,23 +25,7 @@ def _inputs(field, mode, use_opacity, seed=1):
     if mode == "alpha":
         bg = torch.rand(field["colors"].shape[-1], generator=torch.Generator().manual_seed(seed))
         bg = bg.to(field["colors"])
-    op = field["opacity"] if use_opacity else None
-    return [field["means"], field["cholesky"], field["colors"], op, bg]
-
-
-def _forward_and_grads(fn, inputs, upstream, **kw):
-    leaves = [None if t is None else t.detach().clone().requires_grad_() for t in inputs]
-    out = fn(*leaves[:4], background=leaves[4], **kw)
-    present = [t for t in leaves if t is not None]
-    grads = iter(torch.autograd.grad(out, present, upstream))
-    return out, [None if t is None else next(grads) for t in leaves]
-
-
-def _compare(out, grads, ref_out, ref_grads):
-    assert_close(out, ref_out, "image")
-    for name, g, r in zip(NAMES, grads, ref_grads, strict=True):
-        if r is not None:
-            assert_close(g, r, f"d_{name}")
+    return inputs_of(field, use_opacity, bg)
 
 
 # ------------------------------------------------------------------ torch path = maths
@@ -223,15 +208,20 @@ def test_compiles_with_inductor():
 # ------------------------------------------------------------------ inputs
 
 
-def test_non_contiguous_inputs_just_work():
-    field = random_patch_field(1, 2, 2, 5, 3, 8, overlap=1, seed=4)
-    ref = ts.rasterize_patches(field["means"], field["cholesky"], field["colors"], patch_size=8, overlap=1)
-    means = field["means"].flip(-1).clone().flip(-1)  # same values, negative strides copied back
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_non_contiguous_inputs_just_work(backend, device):
+    """Strided inputs give the image and the gradients of their contiguous copies."""
+    field = random_patch_field(1, 2, 2, 5, 3, 8, overlap=1, seed=4, device=device)
+    means = torch.cat([field["means"], field["means"]], dim=-1)[..., :2]  # last-axis stride 4
     chol_t = field["cholesky"].transpose(0, 3).contiguous().transpose(0, 3)  # permuted strides
     colors = torch.cat([field["colors"], field["colors"]], dim=-1)[..., :3]  # a strided slice
-    assert not chol_t.is_contiguous() and not colors.is_contiguous()
-    out = ts.rasterize_patches(means, chol_t, colors, patch_size=8, overlap=1)
-    torch.testing.assert_close(out, ref)
+    assert not means.is_contiguous() and not chol_t.is_contiguous() and not colors.is_contiguous()
+    kw = dict(patch_size=8, overlap=1, mode="alpha", backend=backend)
+    up = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(1)).to(device)
+    strided = _forward_and_grads(ts.rasterize_patches, [means, chol_t, colors, None, None], up, **kw)
+    dense = [t.contiguous() for t in (means, chol_t, colors)]
+    _compare(strided, _forward_and_grads(ts.rasterize_patches, [*dense, None, None], up, **kw))
+    assert all(g.shape == t.shape for g, t in zip(strided[1][:3], (means, chol_t, colors), strict=True))
 
 
 def _good():

@@ -5,8 +5,12 @@ The Cholesky factor is the last axis `(l11, l21, l22)` of `L = [[l11, 0], [l21, 
 `Sigma = L @ L.T`. Covariance is `(s_xx, s_xy, s_yy)`, conic is `Sigma^-1 = [[a, b], [b, c]]`
 stored as `(a, b, c)`, rotation angles are in radians (counter-clockwise from +x).
 
-Degenerate input (a variance or determinant at or below `eps`) is clamped to `eps`:
-it becomes a thin Gaussian, never a NaN and never one that covers everything.
+Degenerate input is clamped to documented bounds on both sides, never NaN:
+- a covariance with a variance at or below `eps`, or a correlation beyond +-1, becomes a
+  thin Gaussian: variances at least `eps` (pixels^2), the correlation cut to +-1, the
+  conditional variance at least `eps`, and neither variance above the one given;
+- a conic that is not positive definite (an unbounded covariance) becomes a Gaussian no
+  wider than `max_sigma` (default MAX_SIGMA = 64 pixels) along either axis.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 from torch import Tensor
 
 EPS = 1e-6  # in pixels^2 for variances, pixels^4 for determinants
+MAX_SIGMA = 64.0  # pixels: the widest Gaussian a degenerate conic becomes
 
 
 def covariance_from_cholesky(cholesky: Tensor) -> Tensor:  # [..., 3] -> [..., 3]
@@ -23,8 +28,13 @@ def covariance_from_cholesky(cholesky: Tensor) -> Tensor:  # [..., 3] -> [..., 3
 
 
 def cholesky_from_covariance(covariance: Tensor, eps: float = EPS) -> Tensor:  # [..., 3] -> [..., 3]
+    """(s_xx, s_xy, s_yy) -> (l11, l21, l22), clamped as the module docstring says."""
     sxx, sxy, syy = covariance.unbind(-1)
-    l11 = sxx.clamp_min(eps).sqrt()
+    sxx = sxx.clamp_min(eps)
+    syy = syy.clamp_min(eps)
+    bound = torch.sqrt(sxx * syy)
+    sxy = torch.maximum(torch.minimum(sxy, bound), -bound)
+    l11 = sxx.sqrt()
     l21 = sxy / l11
     l22 = (syy - l21 * l21).clamp_min(eps).sqrt()
     return torch.stack((l11, l21, l22), dim=-1)
@@ -38,14 +48,20 @@ def conic_from_cholesky(cholesky: Tensor) -> Tensor:  # [..., 3] -> [..., 3]
     return torch.stack((m11 * m11 + m21 * m21, m21 * m22, m22 * m22), dim=-1)
 
 
-def cholesky_from_conic(conic: Tensor, eps: float = EPS) -> Tensor:  # [..., 3] -> [..., 3]
+def cholesky_from_conic(
+    conic: Tensor, eps: float = EPS, max_sigma: float = MAX_SIGMA
+) -> Tensor:  # [..., 3] -> [..., 3]
+    """(a, b, c) of Sigma^-1 -> (l11, l21, l22). A conic must be positive definite: its
+    diagonal and determinant are clamped first so that the inverse stays finite, then the
+    covariance's variances to at most max_sigma^2 (its correlation kept)."""
     a, b, c = conic.unbind(-1)
-    # A conic must be positive definite: clamp its diagonal and determinant first so
-    # that the inverse stays finite, then clamp the covariance as usual.
     a = a.clamp_min(eps)
     c = c.clamp_min(eps)
     det = (a * c - b * b).clamp_min(eps * eps)
-    return cholesky_from_covariance(torch.stack((c / det, -b / det, a / det), dim=-1), eps)
+    sxx, sxy, syy = c / det, -b / det, a / det
+    limit = max_sigma * max_sigma
+    shrink = torch.sqrt(sxx.clamp_max(limit) * syy.clamp_max(limit) / (sxx * syy))
+    return cholesky_from_covariance(torch.stack((sxx.clamp_max(limit), sxy * shrink, syy.clamp_max(limit)), -1), eps)
 
 
 def cholesky_from_scale_rotation(scale: Tensor, rotation: Tensor, eps: float = EPS) -> Tensor:

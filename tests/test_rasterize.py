@@ -166,8 +166,10 @@ def test_triton_matches_torch_opacity_and_clamps(mode, device):
     _kernel_vs_torch(shape, mode, use_opacity=True, device=device, alpha_max=0.9, alpha_min=0.03)
 
 
-def test_triton_a_dense_tile(device):
-    n = 2100
+@pytest.mark.parametrize(
+    "n", [300, pytest.param(2100, marks=pytest.mark.slow)], ids=["3 programs per tile", "over 2000"]
+)
+def test_triton_a_dense_tile(device, n):
     g = torch.Generator().manual_seed(6)
     field = dict(
         means=torch.rand(1, n, 2, generator=g) * 8 + 4,

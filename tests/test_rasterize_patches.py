@@ -41,7 +41,7 @@ def test_torch_path_matches_dense_float64(mode, window, overlap):
         lambda *a, **k: ts.rasterize_patches(*a, backend="torch", **k), inputs, upstream, **kw
     )
     ref, ref_grads = _forward_and_grads(rasterize_patches_spec, inputs, upstream, **kw)
-    _compare(out, grads, ref, ref_grads)
+    _compare((out, grads), (ref, ref_grads))
 
 
 def test_torch_path_alpha_mode_opaque_gaussians():
@@ -58,7 +58,7 @@ def test_torch_path_alpha_mode_opaque_gaussians():
     )
     ref, ref_grads = _forward_and_grads(rasterize_patches_spec, inputs, upstream, **kw)
     assert all(torch.isfinite(g).all() for g in grads if g is not None)
-    _compare(out, grads, ref, ref_grads)
+    _compare((out, grads), (ref, ref_grads))
 
 
 @pytest.mark.parametrize("mode,window", list(itertools.product(MODES, WINDOWS)))
@@ -105,7 +105,7 @@ def _kernel_vs_torch(shape, mode, use_opacity, device, window="linear", **extra)
     )
     out, grads = run("triton")
     ref, ref_grads = run("torch")
-    _compare(out, grads, ref, ref_grads)
+    _compare((out, grads), (ref, ref_grads))
 
 
 @pytest.mark.parametrize("shape", KERNEL_SHAPES, ids=lambda s: "B{}_{}x{}_K{}_C{}_P{}_o{}".format(*s))

@@ -88,11 +88,13 @@ def _placeholder(t: Tensor | None, like: Tensor) -> Tensor:
     return like if t is None else t
 
 
-def _flags(units: Units, opacity, alpha_max: float, alpha_min: float) -> dict:
+def _flags(opacity, cfg) -> dict:
+    """Which of alpha's clamps can fire: alpha_max (an opacity can exceed it; G alone
+    cannot exceed 1) and alpha_min."""
     return dict(
         HAS_OPACITY=opacity is not None,
-        CLAMP=opacity is not None or alpha_max < 1.0,
-        CUT_MIN=alpha_min > 0.0,
+        CLAMP=opacity is not None or cfg.alpha_max < 1.0,
+        CUT_MIN=cfg.alpha_min > 0.0,
     )
 
 
@@ -112,12 +114,14 @@ def prepare(units: Units, means: Tensor, cholesky: Tensor, opacity: Tensor | Non
 
 
 def render(
-    units: Units, table: Tensor, out: Tensor, strides, c: int, mode: str, opacity, background, alpha_max, alpha_min,
-    height: int, width: int, weights=None, den: Tensor | None = None,
+    units: Units, table: Tensor, out: Tensor, strides, cfg, opacity, background, height: int = 0, width: int = 0,
+    weights=None, den: Tensor | None = None,
 ) -> None:  # fmt: skip
     """Forward into `out` (addressed by the six strides (image, channel, canvas row,
     canvas column, unit row, unit column)); with `den` the unfeathered canvases and the
-    normaliser (the backward of "normalized")."""
+    normaliser (the backward of "normalized"). `cfg`: the operation's settings (mode and
+    alpha bounds are read); height and width bound the tiles of the free rasterizer."""
+    c = table.shape[0] - 6
     cb, defer = forward_channels(c)
     chunk = FWD_PPT * 32 * FWD_WARPS
     wy, wx = weights if weights is not None else (table, table)
@@ -125,9 +129,9 @@ def render(
         table, _placeholder(units.unit_rows, table), _placeholder(background, table), wy, wx, out,
         _placeholder(den, table),
         units.rows, max(units.kp, 1), c, units.grid_h, units.grid_w, height, width, *strides,
-        alpha_max, alpha_min,
+        cfg.alpha_max, cfg.alpha_min,
         SIDE=units.side, OFFSET=units.offset, ORIGIN=0, FREE=units.free, RAW=den is not None,
-        MODE=MODE_IDS[mode], HAS_BG=background is not None, **_flags(units, opacity, alpha_max, alpha_min),
+        MODE=MODE_IDS[cfg.mode], HAS_BG=background is not None, **_flags(opacity, cfg),
         CB=cb, PPT=FWD_PPT, NT=32 * FWD_WARPS, DEFER=defer, num_warps=FWD_WARPS,
     )  # fmt: skip
 
@@ -139,21 +143,20 @@ def canvas_strides(units: Units, c: int) -> tuple[int, ...]:
 
 
 def gradients(
-    units: Units, table: Tensor, means: Tensor, cholesky: Tensor, gcan: Tensor, c: int, mode: str, opacity,
-    background, alpha_max: float, alpha_min: float,
+    units: Units, table: Tensor, means: Tensor, cholesky: Tensor, gcan: Tensor, cfg, opacity, background
 ) -> tuple[Tensor, Tensor, Tensor | None]:  # fmt: skip
     """Backward from the upstream gradient of every canvas pixel, gcan [units, C, SIDE^2].
     Returns per-row gradients ([6, R]: mean x, mean y, l11, l21, l22, opacity; [C, R]
     colors) and, for "alpha" with a background, its gradient [C]."""
-    flags = _flags(units, opacity, alpha_max, alpha_min)
+    c, mode, alpha_max, alpha_min = table.shape[0] - 6, cfg.mode, cfg.alpha_max, cfg.alpha_min
+    flags = _flags(opacity, cfg)
     dev = gcan.device
     gamma = tstart = behind = None
     d_bg = None
     if mode == "normalized":  # canvases and normaliser, then g' = g / den and g' . out
         num = gcan.new_zeros(units.count, c, units.pixels)
         den = gcan.new_zeros(units.count, units.pixels)
-        render(units, table, num, canvas_strides(units, c), c, mode, opacity, None, alpha_max, alpha_min, 0, 0,
-               den=den)  # fmt: skip
+        render(units, table, num, canvas_strides(units, c), cfg, opacity, None, den=den)
         inv = 1.0 / (den + NORMALIZED_EPS)
         gcan = gcan * inv[:, None, :]
         gamma = (gcan * num).sum(1) * inv

@@ -62,20 +62,7 @@ def forward(means, cholesky, colors, opacity, background, cfg: RasterizeSettings
             cfg.tile_size * cfg.width,
             cfg.tile_size,
         )
-        render(
-            units,
-            table,
-            out,
-            strides,
-            c,
-            cfg.mode,
-            opacity,
-            background,
-            cfg.alpha_max,
-            cfg.alpha_min,
-            cfg.height,
-            cfg.width,
-        )
+        render(units, table, out, strides, cfg, opacity, background, cfg.height, cfg.width)
     return out
 
 
@@ -100,8 +87,7 @@ def backward(grad_image, means, cholesky, colors, opacity, background, cfg: Rast
         table = prepare(units, _flat(means), _flat(cholesky), _flat(opacity), _flat(colors))
         gcan = tile_gradient(grad_image, bins.tiles_y, bins.tiles_x, cfg.tile_size)
         d_geo, d_col, d_bg = gradients(
-            units, table, _flat(means), _flat(cholesky), gcan, c, cfg.mode, _flat(opacity), background,
-            cfg.alpha_max, cfg.alpha_min,
+            units, table, _flat(means), _flat(cholesky), gcan, cfg, _flat(opacity), background
         )  # fmt: skip
         # one gradient row per binning entry -> per Gaussian, summed in a fixed order
         valid = torch.nonzero(units.src >= 0).squeeze(1)

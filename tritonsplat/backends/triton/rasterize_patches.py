@@ -49,21 +49,7 @@ def forward(
         else:  # [B, C, S, S, Hp, Wp] = fold's column layout
             out = colors.new_empty(b, c, s, s, hp, wp)
             strides = out.stride()
-        render(
-            units,
-            table,
-            out,
-            strides,
-            c,
-            cfg.mode,
-            opacity,
-            background,
-            cfg.alpha_max,
-            cfg.alpha_min,
-            h,
-            w,
-            weights=weights,
-        )
+        render(units, table, out, strides, cfg, opacity, background, weights=weights)
     if cfg.overlap == 0:
         return out
     return fold_canvases(out.reshape(b, c * s * s, hp * wp), hp, wp, cfg.patch_size, cfg.overlap)
@@ -96,8 +82,7 @@ def backward(
         table = prepare(units, means.reshape(g, 2), cholesky.reshape(g, 3), flat_op, colors.reshape(g, c))
         gcan = canvas_gradient(grad_image, hp, wp, cfg.patch_size, cfg.overlap, cfg.window)
         d_geo, d_col, d_bg = gradients(
-            units, table, means.reshape(g, 2), cholesky.reshape(g, 3), gcan, c, cfg.mode, flat_op, background,
-            cfg.alpha_max, cfg.alpha_min,
+            units, table, means.reshape(g, 2), cholesky.reshape(g, 3), gcan, cfg, flat_op, background
         )  # fmt: skip
     n, kp = units.count, units.kp
 

@@ -1,6 +1,6 @@
 """A tiny configuration of the inpainting model for fast tests."""
 
-from model.config import Config, ModelConfig, TrainConfig
+from tritonsplat_inpaint.config import Config, ModelConfig, TrainConfig
 
 TINY_SET = [
     "model.image_size=32", "model.base_channels=8", "model.max_channels=16", "model.bottleneck_blocks=1",

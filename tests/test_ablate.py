@@ -6,8 +6,8 @@ import json
 import pytest
 from model_helpers import TINY_SET
 
-from model import ablate
-from model.config import preset
+from tritonsplat_inpaint.commands import ablate
+from tritonsplat_inpaint.config import preset
 
 
 def test_each_variant_changes_only_its_switch_and_leaves_the_base_alone():

@@ -6,8 +6,9 @@ import json
 import torch
 from model_helpers import tiny_config
 
-from model import checkpoint, evaluate
-from model.train import build_model
+from tritonsplat_inpaint import checkpoint
+from tritonsplat_inpaint.commands import evaluate
+from tritonsplat_inpaint.network import build_model
 
 
 def test_evaluate_writes_a_table_for_every_bucket_and_method(tmp_path):

@@ -15,9 +15,11 @@ import torch
 from model_helpers import TINY_SET, tiny_config
 from safetensors.torch import load_file
 
-from model.data import RandomCrops, default_image_paths
-from model.dino import FeatureCache
-from model.train import _free_run_dir, batch_at, build_model, compile_parts, crop_indices, learning_rate, losses, train
+from tritonsplat_inpaint.commands.train import _free_run_dir
+from tritonsplat_inpaint.data import RandomCrops, default_image_paths
+from tritonsplat_inpaint.dino import FeatureCache
+from tritonsplat_inpaint.network import build_model
+from tritonsplat_inpaint.training import batch_at, compile_parts, crop_indices, learning_rate, losses, train
 
 
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch():

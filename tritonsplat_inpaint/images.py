@@ -10,8 +10,10 @@ back in the photograph's own format.
   one as 8-bit grayscale. CMYK and floating-point images are refused with the command
   that converts them.
 - A mask marks the hole in white or in any colour: a pixel's hole weight is its
-  brightest channel (times its alpha, for a mask painted on a transparent layer), with
-  values below 4% counted as black (JPEG noise) and above 96% as white. Pixels of weight
+  brightest channel (times its alpha, for a mask painted on a transparent layer),
+  relative to the brightest pixel of the mask (so a mask painted in red is all hole
+  where it is red), with values below 4% counted as black (JPEG noise) and above 96% as
+  white. Pixels of weight
   between 0 and 1 (an anti-aliased, soft edge) are filled, and the fill is blended over
   them in that proportion: `out = w * fill + (1 - w) * photograph`.
 """
@@ -179,6 +181,9 @@ def read_mask(path: Path, size: tuple[int, int], image_orientation: int = 1, arg
         raise ValueError(f"--mask: size {img.size} differs from the image's {tuple(size)} ({path}){hint}")
     if invert:
         value = 1 - value
+    peak = float(value.max())
+    if BLACK < peak < 1:  # a mask painted in a darker colour: its brightest pixels are the full hole
+        value = value / peak
     weight = np.clip((value - BLACK) / (WHITE - BLACK), 0, 1).astype(np.float32)
     soft = int(((weight > 0) & (weight < 1)).sum())
     if soft:

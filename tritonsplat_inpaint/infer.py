@@ -38,7 +38,6 @@ from .classical import fill_batch
 from .network import InpaintNet
 
 
-
 @dataclass
 class Report:
     """What `inpaint` did: per scale the holes, windows and working size."""

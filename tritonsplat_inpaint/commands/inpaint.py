@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--allow-large-hole",
         action="store_true",
-        help=f"fill holes over {INVERTED_RATIO:.0%} of the image (refused as a likely inverted mask)",
+        help=f"fill holes over {round(INVERTED_RATIO * 100)}%% of the image (refused as a likely inverted mask)",
     )
     parser.add_argument(
         "--method",

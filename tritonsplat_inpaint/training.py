@@ -121,6 +121,17 @@ def _setup_distributed() -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
+def parameters_digest(net: InpaintNet) -> str:
+    """A SHA-256 of the trainable weights: under DDP every rank must end with the same."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(checkpoint.trainable_state(net).items()):
+        digest.update(name.encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
 def holds_run(run_dir: Path) -> bool:
     """Whether `run_dir` holds a run that a new one would mix with: a checkpoint, or a log
     with at least one step (a run stopped before its first step holds none)."""
@@ -279,7 +290,8 @@ def train(
         bar.close()
         if log is not None:
             log.close()
-    summary = {"steps": done, "run_dir": str(run_dir), "dino_source": net.dino_source}
+    summary = {"steps": done, "run_dir": str(run_dir), "dino_source": net.dino_source, "rank": rank,
+               "parameters_sha256": parameters_digest(net)}  # fmt: skip
     if stop.requested:
         summary["interrupted"] = True
         if rank == 0:

@@ -79,10 +79,17 @@ def main(argv: list[str] | None = None) -> int:
         clear_run(args.out)
         print(f"--overwrite: removed the run in {args.out}", file=sys.stderr)
     command = shlex.join(["python", "-m", "model.train", *(sys.argv[1:] if argv is None else argv)])
-    summary = train(cfg, args.out, resume=args.resume, compile=not args.no_compile, progress=not args.no_progress,
-                    command=command)  # fmt: skip
+    try:
+        summary = train(cfg, args.out, resume=args.resume, compile=not args.no_compile,
+                        progress=not args.no_progress, command=command)  # fmt: skip
+    except KeyboardInterrupt:  # before the first step (a stop during training ends in `summary`)
+        if args.debug:
+            raise
+        how = f"continue with --out {args.out} --resume" if holds_run(args.out) else "run the same command again"
+        print(f"interrupted before the first step: nothing to save; {how}", file=sys.stderr)
+        return 130
     print(json.dumps(summary))
-    return 0
+    return 130 if summary.get("interrupted") else 0
 
 
 def run() -> int:

@@ -30,7 +30,8 @@ def _paired(ours: torch.Tensor, theirs: torch.Tensor) -> dict:
     """The model's PSNR minus a baseline's on the same crops and masks: mean, its
     standard error, and the fraction of crops the model wins."""
     d = (ours - theirs).double()
-    return {"mean": float(d.mean()), "stderr": float(d.std() / len(d) ** 0.5), "wins": float((d > 0).double().mean())}
+    stderr = float(d.std() / len(d) ** 0.5) if len(d) > 1 else float("nan")
+    return {"mean": float(d.mean()), "stderr": stderr, "wins": float((d > 0).double().mean())}
 
 
 def evaluate(net, cfg: Config, per_image: int, batch: int = 8) -> tuple[dict, dict]:

@@ -157,9 +157,16 @@ def override(cfg: Config, assignments: list[str]) -> Config:
         name = name or section
         if not sep or target is None or not dataclasses.is_dataclass(target) or not hasattr(target, name):
             raise ValueError(f"--set: expected section.field=value with a known field, got {item!r}")
+        current = getattr(target, name)
+        if dataclasses.is_dataclass(current):
+            raise ValueError(f"--set: expected section.field=value with a known field, got {item!r}")
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
-        setattr(target, name, value)
+        kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,), list: (list,)}
+        expected = kinds.get(type(current))
+        if expected and not (isinstance(value, expected) and not (isinstance(value, bool) and bool not in expected)):
+            raise ValueError(f"--set: {key} expected a {type(current).__name__} (now {current!r}), got {raw!r}")
+        setattr(target, name, float(value) if isinstance(current, float) else value)
     return cfg

@@ -50,7 +50,7 @@ def hole_scales(hole: np.ndarray, radius: float, max_level: int) -> tuple[np.nda
     """(level per pixel [H, W] int8, -1 where known; thickness `r` of each hole; level of
     each hole) for a boolean hole mask: level k means scale 2^-k."""
     n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
-    dist = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
+    dist = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     thickness = np.zeros(n, np.float32)
     np.maximum.at(thickness, labels.ravel(), dist.ravel())
     thickness[0] = 0

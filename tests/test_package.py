@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
@@ -34,6 +33,7 @@ def test_the_rasterizer_needs_none_of_the_models_dependencies():
 
 
 def test_dependencies_core_and_extras():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert sorted(d.split("=")[0].split(">")[0] for d in project["dependencies"]) == ["numpy", "torch"]
     extras = project["optional-dependencies"]

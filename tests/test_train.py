@@ -17,6 +17,7 @@ import torch
 from model_helpers import TINY_SET, tiny_config
 from safetensors.torch import load_file
 
+from tritonsplat_inpaint.commands import train as train_command
 from tritonsplat_inpaint.commands.train import _free_run_dir
 from tritonsplat_inpaint.data import RandomCrops, default_image_paths
 from tritonsplat_inpaint.dino import FeatureCache
@@ -160,14 +161,16 @@ def test_ctrl_c_is_a_clean_stop_and_the_folder_resumes_or_starts_again(tmp_path)
     assert last.startswith("stopped at step ") and last.endswith(f"continue with --out {run} --resume"), last
     step = int(last.split()[3])
     assert 1 <= step < 40 and (run / "latest").read_text().strip() == f"step-{step:07d}"
-    # --resume continues from it; the log holds each step once
-    subprocess.run(_train_cmd(run, "--resume", steps=step + 2, every=100), check=True, env=env, capture_output=True)
+    # --resume continues from it (in this process, the same command line); the log holds each step once
+    assert train_command.main(_train_cmd(run, "--resume", steps=step + 2, every=100)[3:]) == 0
     steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == step + 2
     # a new run there is refused, unless asked for
-    res = subprocess.run(_train_cmd(run, steps=2), env=env, capture_output=True, text=True)
-    assert res.returncode == 1 and res.stderr.count("\n") == 1 and "--overwrite" in res.stderr
-    subprocess.run(_train_cmd(run, "--overwrite", steps=2), check=True, env=env, capture_output=True)
+    with pytest.raises(
+        FileExistsError, match="already holds a run; continue it with --resume, start it again with --overwrite"
+    ):
+        train_command.main(_train_cmd(run, steps=2)[3:])
+    assert train_command.main(_train_cmd(run, "--overwrite", steps=2)[3:]) == 0
     assert [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()] == [1, 2]
 
 

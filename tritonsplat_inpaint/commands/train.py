@@ -18,7 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..cli import add_debug, entry
+from ..cli import add_debug, entry, prog
 from ..config import Config, override, preset
 from ..training import clear_run, holds_run, train
 
@@ -33,7 +33,7 @@ def _free_run_dir(base: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog("train"), description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu-small", choices=("cpu-small", "paper"))
     parser.add_argument("--config", type=Path, help="a saved config.json to start from (overrides --preset)")
     parser.add_argument("--data", help="a folder of images (default: photographs in installed packages)")

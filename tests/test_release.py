@@ -57,3 +57,11 @@ def test_the_released_dino_is_rebuilt_and_another_is_refused(tmp_path, monkeypat
     other.write_bytes(b"")
     with pytest.raises(ValueError, match="trained with DINO random:seed=0.*--allow-other-dino"):
         load_model(RELEASED, dino_weights=str(other))
+
+
+def test_a_missing_released_checkpoint_says_so_without_blaming_an_option(tmp_path, monkeypatch):
+    import tritonsplat_inpaint.checkpoint as c
+
+    monkeypatch.setattr(c, "RELEASED", tmp_path / "cpu-small")
+    with pytest.raises(FileNotFoundError, match=r"the released checkpoint is not in this installation .*--ckpt"):
+        c.load_model(c.RELEASED)

@@ -99,6 +99,11 @@ def resolve(ckpt: Path, arg: str = "--ckpt") -> Path:
     """A checkpoint folder (with model.safetensors and config.json), given it or a run
     folder (then its latest checkpoint)."""
     ckpt = Path(ckpt)
+    if ckpt == RELEASED and not (ckpt / "model.safetensors").is_file():
+        raise FileNotFoundError(
+            f"the released checkpoint is not in this installation ({RELEASED}): reinstall with "
+            "`pip install \"tritonsplat[model]\"`, or pass --ckpt with a checkpoint or run folder"
+        )
     if not ckpt.exists():
         raise FileNotFoundError(f"{arg}: no such checkpoint or run folder: {ckpt}")
     if ckpt.is_dir() and not (ckpt / "model.safetensors").is_file():

@@ -102,7 +102,7 @@ def resolve(ckpt: Path, arg: str = "--ckpt") -> Path:
     if ckpt == RELEASED and not (ckpt / "model.safetensors").is_file():
         raise FileNotFoundError(
             f"the released checkpoint is not in this installation ({RELEASED}): reinstall with "
-            "`pip install \"tritonsplat[model]\"`, or pass --ckpt with a checkpoint or run folder"
+            '`pip install "tritonsplat[model]"`, or pass --ckpt with a checkpoint or run folder'
         )
     if not ckpt.exists():
         raise FileNotFoundError(f"{arg}: no such checkpoint or run folder: {ckpt}")

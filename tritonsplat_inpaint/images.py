@@ -104,6 +104,11 @@ def _sixteen_bit(path: Path) -> np.ndarray | None:
     (PIL reads 16-bit RGB as 8-bit, so OpenCV reads those)."""
     if path.suffix.lower() not in (".png", ".tif", ".tiff"):
         return None
+    if path.suffix.lower() == ".png":
+        with open(path, "rb") as f:
+            header = f.read(25)
+        if len(header) == 25 and header[24] != 16:  # the IHDR bit depth: an 8-bit PNG is PIL's to read
+            return None
     arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if arr is None or arr.dtype != np.uint16:
         return None

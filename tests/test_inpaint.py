@@ -141,6 +141,11 @@ def test_rgba_keeps_its_alpha_outside_the_hole_and_gray_stays_gray(tmp_path, ckp
     assert _run(ckpt, _write(tmp_path / "g.png", gray, "L"), mask, out) == 0
     res = np.asarray(Image.open(out))
     assert Image.open(out).mode == "L" and np.array_equal(res[~m], gray[~m])
+    la = np.stack([_photo(40, 52, 1), np.full((40, 52), 200, np.uint8)], -1)
+    assert _run(ckpt, _write(tmp_path / "la.png", la, "LA"), mask, out) == 0
+    res = np.asarray(Image.open(out))
+    assert Image.open(out).mode == "LA" and np.array_equal(res[~m], la[~m])
+    assert (res[m][:, 1] == 200).all()  # a uniform alpha continues uniform
     palette = Image.fromarray(_photo(40, 52)).convert("P")
     palette.save(tmp_path / "p.png")
     assert _run(ckpt, tmp_path / "p.png", mask, out) == 0

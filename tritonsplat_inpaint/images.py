@@ -200,7 +200,8 @@ def compose(picture: Picture, fill: torch.Tensor, weight: np.ndarray) -> np.ndar
     """The photograph's own array with `fill` ([3, H, W] in [0, 1]) blended in by `weight`
     ([H, W]): pixels of weight 0 exactly as stored, of weight 1 all fill. Grayscale takes
     the fill's channel mean; an alpha channel is continued into the hole (OpenCV's Telea
-    on the alpha alone) and untouched outside it."""
+    on the alpha alone, held within the alpha's range on the hole's rim) and untouched
+    outside it."""
     peak = 65535.0 if picture.bits == 16 else 255.0
     f = fill.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
     if picture.color.shape[-1] == 1:
@@ -214,6 +215,9 @@ def compose(picture: Picture, fill: torch.Tensor, weight: np.ndarray) -> np.ndar
         hole = (weight > 0).astype(np.uint8)
         a8 = (alpha[..., 0] >> 8).astype(np.uint8) if picture.bits == 16 else alpha[..., 0]
         filled = cv2.inpaint(a8, hole, 3, cv2.INPAINT_TELEA).astype(np.float32) * (257.0 if picture.bits == 16 else 1)
+        ring = (cv2.dilate(hole, np.ones((3, 3), np.uint8)) > 0) & (hole == 0)
+        if ring.any():  # within the alpha's range around the hole: an opaque picture stays opaque
+            filled = filled.clip(float(alpha[ring].min()), float(alpha[ring].max()))
         parts.append(w * filled[..., None] + (1 - w) * alpha.astype(np.float32))
     out = np.concatenate(parts, -1).round().clip(0, peak).astype(picture.array.dtype)
     keep = weight == 0

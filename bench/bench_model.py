@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import preset
-from model.data import RandomCrops, default_image_paths
-from model.dino import FeatureCache
-from model.evaluate import DEFAULT_CKPT, load_model
-from model.masks import bucket_mask
-from model.train import batch_at, build_model, crop_indices, losses
+from tritonsplat_inpaint.checkpoint import RELEASED as DEFAULT_CKPT
+from tritonsplat_inpaint.checkpoint import load_model
+from tritonsplat_inpaint.config import preset
+from tritonsplat_inpaint.data import RandomCrops, default_image_paths
+from tritonsplat_inpaint.dino import FeatureCache
+from tritonsplat_inpaint.masks import bucket_mask
+from tritonsplat_inpaint.network import build_model
+from tritonsplat_inpaint.training import batch_at, crop_indices, losses
 
 from .common import environment
 

@@ -1,4 +1,6 @@
-"""The 2DGS inpainting model with DINO semantic alignment (DESIGN.md section 6):
-configuration, masks, data, the frozen DINO and its adapter, AdaLN blocks, the Gaussian
-head rendered by tritonsplat.rasterize_patches, losses, checkpoints, and the command
-lines `model.train`, `model.evaluate` and `model.inpaint`."""
+"""The short names of the inpainting model's command lines in a clone of the repository:
+`python -m model.train`, `model.evaluate`, `model.inpaint`, `model.ablate`, `model.prior`
+and `model.release` run the commands of `tritonsplat_inpaint.commands`. The library is
+`tritonsplat_inpaint`; this folder is not installed (a `model.py` in the working folder
+would shadow it: there, use the installed `tritonsplat-train`, `tritonsplat-inpaint`, ...
+or `python -m tritonsplat_inpaint.commands.train`)."""

@@ -3,11 +3,13 @@ gets a row of held-out scores."""
 
 import json
 
+import numpy as np
 import pytest
 from model_helpers import TINY_SET
+from PIL import Image
 
-from model import ablate
-from model.config import preset
+from tritonsplat_inpaint.commands import ablate
+from tritonsplat_inpaint.config import preset
 
 
 def test_each_variant_changes_only_its_switch_and_leaves_the_base_alone():
@@ -36,7 +38,8 @@ def test_ablation_trains_every_variant_and_writes_a_row_for_each(tmp_path):
         assert all(5 < s["psnr"] < 60 and 0 < s["ssim"] <= 1 for s in row["buckets"].values())
     table = (out / "ablation.md").read_text()
     assert all(f"| {name} |" in table for name in ablate.VARIANTS)
-    assert (out / "ablation.png").stat().st_size > 5000
+    plot = np.asarray(Image.open(out / "ablation.png").convert("L"))
+    assert plot.shape[1] > 500 and plot.std() > 10
     # a second call reuses the finished runs: nothing is trained again
     logs = {n: (out / n / "log.jsonl").read_text() for n in ablate.VARIANTS}
     assert ablate.main(argv) == 0

@@ -3,7 +3,7 @@ order, and each method fills the hole from its surroundings."""
 
 import torch
 
-from model.classical import PREFILLS, fill_batch
+from tritonsplat_inpaint.classical import PREFILLS, fill_batch
 
 
 def test_fill_batch_matches_one_image_at_a_time_in_order():

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model.data import RandomCrops, default_image_paths, fixed_crops, folder_image_paths, split
+from tritonsplat_inpaint.data import RandomCrops, default_image_paths, fixed_crops, folder_image_paths, split
 
 
 def test_default_images_ship_with_installed_packages():
@@ -40,9 +40,9 @@ def test_folder_errors(tmp_path):
 
 
 def test_wallpapers_give_one_picture_each_and_only_to_training(tmp_path, monkeypatch):
-    import model.train as train_mod
-    from model.config import Config
-    from model.data import wallpaper_paths
+    import tritonsplat_inpaint.data as data_mod
+    from tritonsplat_inpaint.config import Config
+    from tritonsplat_inpaint.data import wallpaper_paths
 
     for name, files in {"A": ["1280x1024.jpg", "5120x2880.jpg", "640x480.jpg"], "B": ["800x600.png"]}.items():
         for f in files:
@@ -52,9 +52,9 @@ def test_wallpapers_give_one_picture_each_and_only_to_training(tmp_path, monkeyp
     chosen = wallpaper_paths(tmp_path)
     assert [(p.parent.parent.parent.name, p.name) for p in chosen] == [("A", "1280x1024.jpg"), ("B", "800x600.png")]
     cfg = Config()
-    train_without, held_out = train_mod.data_paths(cfg)
-    monkeypatch.setattr(train_mod, "wallpaper_paths", lambda: chosen)
-    train_with, held_out_with = train_mod.data_paths(cfg)
+    train_without, held_out = data_mod.data_paths(cfg)
+    monkeypatch.setattr(data_mod, "wallpaper_paths", lambda: chosen)
+    train_with, held_out_with = data_mod.data_paths(cfg)
     assert held_out_with == held_out and train_with[-2:] == chosen
     assert set(train_with) - set(chosen) == set(train_without) - set(wallpaper_paths())
 

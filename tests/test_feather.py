@@ -1,4 +1,4 @@
-"""Feathering tables: a partition of unity over the image, the windows of DESIGN.md."""
+"""Feathering tables: a partition of unity over the image, the windows of docs/design.md."""
 
 import itertools
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from model.masks import BUCKETS, curriculum_ratio, evaluation_masks, random_mask
+from tritonsplat_inpaint.masks import BUCKETS, curriculum_ratio, evaluation_masks, random_mask
 
 
 @pytest.mark.parametrize("target", [0.1, 0.3, 0.6])

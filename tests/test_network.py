@@ -4,10 +4,10 @@ the frozen DINO, known pixels kept, ablations build, errors."""
 import pytest
 import torch
 
-from model.classical import fill_batch
-from model.config import ModelConfig
-from model.dino import FrozenDINO
-from model.network import InpaintNet
+from tritonsplat_inpaint.classical import fill_batch
+from tritonsplat_inpaint.config import ModelConfig
+from tritonsplat_inpaint.dino import FrozenDINO
+from tritonsplat_inpaint.network import InpaintNet
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_bad_configuration_is_refused(dino):
 
 
 def test_dino_refuses_random_weights_unless_asked(monkeypatch):
-    import model.dino as d
+    import tritonsplat_inpaint.dino as d
 
     monkeypatch.setattr(d, "_hub_reachable", lambda *a, **k: False)
     with pytest.raises(RuntimeError, match="--dino-weights PATH .* --dino-random"):

@@ -2,7 +2,7 @@
 
 import math
 
-from model.prior import weight_grid
+from tritonsplat_inpaint.commands.prior import weight_grid
 
 
 def test_weight_grid_is_every_blend_summing_to_one():

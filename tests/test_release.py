@@ -1,19 +1,20 @@
-"""The released checkpoint that ships in the repository: within the size limit, trained
-by `python -m model.train` with a recorded command, and giving on the bundled image and
-mask the PSNR and SSIM recorded when it was released, through the `model.inpaint` CLI
+"""The released checkpoint that ships in the package: within the size limit, trained by
+`python -m model.train` with a recorded command and DINO, and giving on the bundled image
+and mask the PSNR and SSIM recorded when it was released, through the inpaint command
 with no --ckpt. A change that breaks the checkpoint, the network, the classical fills or
 the seeded DINO it was trained with fails here."""
 
 import json
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from model import inpaint, release
-from model.config import Config
-from model.evaluate import DEFAULT_CKPT
 from tritonsplat.metrics import psnr, ssim
+from tritonsplat_inpaint.checkpoint import RELEASED, load_model, trained_dino
+from tritonsplat_inpaint.commands import inpaint, release
+from tritonsplat_inpaint.config import Config
 
 
 def _png(path):
@@ -21,22 +22,46 @@ def _png(path):
 
 
 def test_released_checkpoint_is_complete_and_small():
-    info = json.loads((DEFAULT_CKPT / "release.json").read_text())
-    assert (DEFAULT_CKPT / "model.safetensors").stat().st_size <= release.MAX_BYTES
+    info = json.loads((RELEASED / "release.json").read_text())
+    assert (RELEASED / "model.safetensors").stat().st_size <= release.MAX_BYTES
     assert info["command"].startswith("python -m model.train")
-    cfg = Config.load(DEFAULT_CKPT / "config.json")
+    cfg = Config.load(RELEASED / "config.json")
     assert cfg.preset == "cpu-small" and cfg.train.steps == info["step"]
     assert info["dino_source"] == "random:seed=0"  # recorded: no real DINO on this machine
+    assert trained_dino(RELEASED) == "random:seed=0"
 
 
 def test_released_checkpoint_reproduces_its_recorded_scores(tmp_path):
-    info = json.loads((DEFAULT_CKPT / "release.json").read_text())
+    info = json.loads((RELEASED / "release.json").read_text())
     out = tmp_path / "out.png"
-    assert inpaint.main(["--image", str(DEFAULT_CKPT / "example.png"), "--mask",
-                         str(DEFAULT_CKPT / "example_mask.png"), "--out", str(out)]) == 0  # fmt: skip
-    result, truth = _png(out)[None], _png(DEFAULT_CKPT / "example.png")[None]
-    mask = _png(DEFAULT_CKPT / "example_mask.png")[:1] > 0.5
+    assert inpaint.main(["--image", str(RELEASED / "example.png"), "--mask",
+                         str(RELEASED / "example_mask.png"), "--out", str(out)]) == 0  # fmt: skip
+    result, truth = _png(out)[None], _png(RELEASED / "example.png")[None]
+    mask = _png(RELEASED / "example_mask.png")[:1] > 0.5
     assert 0.2 <= float(mask.float().mean()) <= 0.4  # the 20-40% bucket
     assert torch.equal(result[0][:, ~mask[0]], truth[0][:, ~mask[0]])  # known pixels exact
     assert abs(float(psnr(result, truth)) - info["example"]["psnr"]) < 0.01
     assert abs(float(ssim(result, truth)) - info["example"]["ssim"]) < 1e-4
+
+
+def test_the_released_dino_is_rebuilt_and_another_is_refused(tmp_path, monkeypatch):
+    import tritonsplat_inpaint.dino as d
+
+    def hub_must_not_be_asked(*a, **k):
+        raise AssertionError("the hub was probed for a checkpoint trained with random DINO")
+
+    monkeypatch.setattr(d, "_hub_reachable", hub_must_not_be_asked)
+    net, _ = load_model(RELEASED)
+    assert net.dino_source == net.trained_dino == "random:seed=0"
+    other = tmp_path / "dino.safetensors"
+    other.write_bytes(b"")
+    with pytest.raises(ValueError, match="trained with DINO random:seed=0.*--allow-other-dino"):
+        load_model(RELEASED, dino_weights=str(other))
+
+
+def test_a_missing_released_checkpoint_says_so_without_blaming_an_option(tmp_path, monkeypatch):
+    import tritonsplat_inpaint.checkpoint as c
+
+    monkeypatch.setattr(c, "RELEASED", tmp_path / "cpu-small")
+    with pytest.raises(FileNotFoundError, match=r"the released checkpoint is not in this installation .*--ckpt"):
+        c.load_model(c.RELEASED)

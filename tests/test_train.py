@@ -1,5 +1,7 @@
 """Training: the loss falls on a fixed batch; a run killed at any moment resumes to the
-same parameters as an uninterrupted one; DDP with 2 CPU processes; compiled = eager."""
+same parameters as an uninterrupted one, with and without the GAN; Ctrl-C is a clean
+stop; DDP with 2 CPU processes ends with equal parameters on both; compiled = eager; the
+paper preset builds."""
 
 from __future__ import annotations
 
@@ -15,9 +17,12 @@ import torch
 from model_helpers import TINY_SET, tiny_config
 from safetensors.torch import load_file
 
-from model.data import RandomCrops, default_image_paths
-from model.dino import FeatureCache
-from model.train import _free_run_dir, batch_at, build_model, compile_parts, crop_indices, learning_rate, losses, train
+from tritonsplat_inpaint.commands import train as train_command
+from tritonsplat_inpaint.commands.train import _free_run_dir
+from tritonsplat_inpaint.data import RandomCrops, default_image_paths
+from tritonsplat_inpaint.dino import FeatureCache
+from tritonsplat_inpaint.network import build_model
+from tritonsplat_inpaint.training import batch_at, compile_parts, crop_indices, learning_rate, losses, train
 
 
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
@@ -80,9 +85,9 @@ def test_default_run_folder_never_reuses_a_run(tmp_path):
     assert _free_run_dir(base) == tmp_path / "train-3"
 
 
-def _train_cmd(out, *extra):
+def _train_cmd(out, *extra, steps=6, every=2):
     return [sys.executable, "-m", "model.train", "--out", str(out), "--no-compile", "--no-progress",
-            "--set", *TINY_SET, "train.steps=6", "train.checkpoint_every=2", *extra]  # fmt: skip
+            "--set", *TINY_SET, f"train.steps={steps}", f"train.checkpoint_every={every}", *extra]  # fmt: skip
 
 
 def _final_weights(run):
@@ -116,6 +121,11 @@ def test_ddp_with_two_cpu_processes(tmp_path):
     res = subprocess.run(cmd, env=dict(os.environ, PYTHONPATH=os.getcwd(), OMP_NUM_THREADS="1"),
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
+    summaries = {
+        s["rank"]: s for s in map(json.loads, (line for line in res.stdout.splitlines() if line.startswith('{"steps"')))
+    }
+    assert set(summaries) == {0, 1}
+    assert summaries[0]["parameters_sha256"] == summaries[1]["parameters_sha256"]  # the ranks stayed in step
     assert json.loads((out / "config.json").read_text())["world_size"] == 2
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [1, 2, 3] and all(torch.isfinite(torch.tensor(e["total"])) for e in log)
@@ -133,3 +143,79 @@ def test_compiled_parts_match_eager():
         compile_parts(net)
         compiled = net(images, masks)["pred"]
     torch.testing.assert_close(compiled, eager, atol=1e-4, rtol=1e-4)
+
+
+def test_ctrl_c_is_a_clean_stop_and_the_folder_resumes_or_starts_again(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.getcwd(), OMP_NUM_THREADS="1")
+    run = tmp_path / "run"
+    cmd = _train_cmd(run, steps=40, every=100)  # no checkpoint of its own before the end
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not ((run / "log.jsonl").is_file() and (run / "log.jsonl").stat().st_size) and time.time() < deadline:
+        time.sleep(0.05)  # the first steps have run
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("stopped at step ") and last.endswith(f"continue with --out {run} --resume"), last
+    step = int(last.split()[3])
+    assert 1 <= step < 40 and (run / "latest").read_text().strip() == f"step-{step:07d}"
+    # --resume continues from it (in this process, the same command line); the log holds each step once
+    assert train_command.main(_train_cmd(run, "--resume", steps=step + 2, every=100)[3:]) == 0
+    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == step + 2
+    # a new run there is refused, unless asked for
+    with pytest.raises(
+        FileExistsError, match="already holds a run; continue it with --resume, start it again with --overwrite"
+    ):
+        train_command.main(_train_cmd(run, steps=2)[3:])
+    assert train_command.main(_train_cmd(run, "--overwrite", steps=2)[3:]) == 0
+    assert [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_a_folder_stopped_before_its_first_step_takes_a_new_run_or_a_resume(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "log.jsonl").write_text("")  # what a stop during start-up leaves
+    summary = train(tiny_config(steps=1), run, compile=False, progress=False)
+    assert summary["steps"] == 1
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    assert train(tiny_config(steps=1), other, resume=True, compile=False, progress=False)["steps"] == 1
+
+
+def test_the_gan_path_trains_and_resumes_to_the_uninterrupted_parameters(tmp_path):
+    def cfg(steps):  # a constant rate and hole ratio: the first 2 of 4 steps are those of a 2-step run
+        return tiny_config(steps=steps, gan=0.1, gan_start=1, schedule="constant", checkpoint_every=2,
+                           hole_ratio_start=0.3, hole_ratio_end=0.3)  # fmt: skip
+
+    straight = train(cfg(4), tmp_path / "straight", compile=False, progress=False)
+    train(cfg(2), tmp_path / "split", compile=False, progress=False)
+    resumed = train(cfg(4), tmp_path / "split", resume=True, compile=False, progress=False)
+    assert straight["parameters_sha256"] == resumed["parameters_sha256"]
+    a = torch.load(tmp_path / "straight" / "step-0000004" / "state.pt", weights_only=False)
+    b = torch.load(tmp_path / "split" / "step-0000004" / "state.pt", weights_only=False)
+    assert a["disc"].keys() == b["disc"].keys()
+    for key in a["disc"]:
+        assert torch.equal(a["disc"][key], b["disc"][key]), key
+    log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
+    assert "gan" not in log[0] and all("gan" in e for e in log[1:])  # from gan_start on
+
+
+def test_the_paper_preset_builds(monkeypatch):
+    import tritonsplat_inpaint.dino as d
+    from tritonsplat_inpaint.config import preset
+
+    monkeypatch.setattr(d, "_hub_reachable", lambda *a, **k: False)
+    cfg = preset("paper")
+    with pytest.raises(RuntimeError, match="--dino-weights PATH"):
+        build_model(cfg)  # no real DINO here, and the paper preset does not take random weights
+    cfg.dino_random = True
+    net = build_model(cfg)
+    assert net.cfg.image_size == 256 and net.cfg.gaussians_per_patch == 324 and net.dino.dim == 768
+    assert len(net.bottleneck.blocks) == 9 and net.fills == []
+    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    assert 20e6 < trainable < 200e6, trainable

@@ -1,9 +1,12 @@
 """Fit an image with 2D Gaussians by gradient descent through the rasterizer
 (GaussianImage-style: Cholesky covariance, colors, "sum" mode, Adam).
 
-    python -m tritonsplat.fit [IMAGE] [--num-gaussians 2000] [--steps 2000] [--out runs/fit]
+    python -m tritonsplat.fit [IMAGE] [--num-gaussians 2000] [--steps 2000] [--out DIR]
 
-With no IMAGE it fits a photograph that ships with matplotlib, resized to `--size`.
+It fits the largest centred square of IMAGE (with none, a photograph that ships with
+matplotlib), resized to `--size` x `--size`, and says so. Without --out it writes to
+runs/fit, or runs/fit-2, -3, ... when that holds a previous fit; an --out that holds one
+is refused unless --overwrite is given.
 `--rasterizer free` (the default) places N free Gaussians and renders them with
 `tritonsplat.rasterize`; `--rasterizer patches` puts `--gaussians-per-patch` on a grid in
 every patch and renders with `tritonsplat.rasterize_patches`. `--backend dense` renders
@@ -161,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("runs/fit"))
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: runs/fit, or the next free runs/fit-N)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace the fit already in --out")
     args = parser.parse_args(argv)
     if args.rasterizer == "patches" and args.size % args.patch_size:
         parser.error(f"--size: expected a multiple of --patch-size ({args.patch_size}), got {args.size}")
@@ -169,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--num-gaussians and --steps: expected positive integers")
     path = args.image or default_image()
     image = load_image(path, args.size)
+    out_dir = _out_dir(args.out, args.overwrite)
+    print(_crop_note(path, args.size))
+    print(f"writing to {out_dir}")
     torch.manual_seed(args.seed)
     if args.rasterizer == "free":
         field = FreeField(image, args.num_gaussians, args.backend, args.seed)
@@ -178,17 +187,42 @@ def main(argv: list[str] | None = None) -> int:
         count = (args.size // args.patch_size) ** 2 * args.gaussians_per_patch
     print(f"fitting {path} at {args.size}x{args.size} with {count} Gaussians ({args.rasterizer}, {args.backend})")
     out, history, wall = fit(field, image, args.steps, args.lr)
-    args.out.mkdir(parents=True, exist_ok=True)
-    _save(args.out, image, out, history)
-    _save_gaussians(args.out / "gaussians.png", out, *field.gaussians())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _save(out_dir, image, out, history)
+    _save_gaussians(out_dir / "gaussians.png", out, *field.gaussians())
     result = dict(
         image=str(path), size=args.size, rasterizer=args.rasterizer, backend=args.backend, gaussians=count,
         steps=args.steps, initial_psnr=history[0], psnr=float(psnr(out, image)), ssim=float(ssim(out, image)),
         wall_seconds=wall,
     )  # fmt: skip
-    (args.out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out_dir / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
     return 0
+
+
+def _crop_note(path: Path, size: int) -> str:
+    """What is fitted: the image's largest centred square, resized."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        w, h = img.size
+    side = min(w, h)
+    return (f"fitting {path} ({w} x {h}): its centred {side} x {side} square from (x {(w - side) // 2}, "
+            f"y {(h - side) // 2}), resized to {size} x {size}")  # fmt: skip
+
+
+def _out_dir(out: Path | None, overwrite: bool) -> Path:
+    """--out, refused if it holds a previous fit (unless `overwrite`); by default runs/fit
+    or the first runs/fit-N that holds none."""
+    if out is not None:
+        if (out / "result.json").exists() and not overwrite:
+            raise FileExistsError(f"--out: {out} holds a previous fit; pass --overwrite to replace it or another --out")
+        return out
+    out, n = Path("runs/fit"), 1
+    while (out / "result.json").exists():
+        n += 1
+        out = Path(f"runs/fit-{n}")
+    return out
 
 
 def _save(out_dir: Path, image: torch.Tensor, out: torch.Tensor, history: list[float]) -> None:
@@ -226,5 +260,18 @@ def _save_gaussians(path: Path, out: torch.Tensor, means, cholesky, patch_size: 
     Image.fromarray(picture).save(path)
 
 
+def run() -> int:
+    """`main` with its errors as one line on stderr (exit 1); `--debug` shows the traceback."""
+    import sys
+
+    try:
+        return main([a for a in sys.argv[1:] if a != "--debug"])
+    except (OSError, ValueError) as e:
+        if "--debug" in sys.argv[1:]:
+            raise
+        print(f"error: {e} (--debug for the traceback)", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run())

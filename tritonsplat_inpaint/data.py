@@ -138,3 +138,13 @@ def fixed_crops(paths: list[Path], size: int, per_image: int, seed: int = 0) -> 
         g = torch.Generator().manual_seed(seed * 1_000_003 + j)
         crops += [random_crop(img, size, g) for _ in range(per_image)]
     return torch.stack(crops)
+
+
+def data_paths(cfg) -> tuple[list[Path], list[Path]]:
+    """(train, held-out) images of a `Config`. The default set's held-out side never
+    depends on whether the optional wallpapers are installed: they only extend the
+    training side."""
+    if cfg.data.folder:
+        return split(folder_image_paths(cfg.data.folder), cfg.data.holdout, cfg.data.split_seed)
+    train, held_out = split(default_image_paths(), cfg.data.holdout, cfg.data.split_seed)
+    return train + wallpaper_paths(), held_out

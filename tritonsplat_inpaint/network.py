@@ -1,7 +1,7 @@
 """The inpainting network: a LaMa-style ResNet U-Net encoder that sees the masked image
 and the mask, residual bottleneck blocks with AdaLN conditioned on the adapted DINO
 vector, and a head that gives every patch its K Gaussians, rendered by
-`tritonsplat.rasterize_patches` with overlap feathering (DESIGN.md section 6).
+`tritonsplat.rasterize_patches` with overlap feathering (docs/design.md, section 6).
 
 With `prefill` (the CPU preset: biharmonic, Navier-Stokes and Telea) the encoder also sees
 classical fills of the masked image, coarse priors computed from the same inputs, and the
@@ -29,7 +29,7 @@ from tritonsplat import rasterize_patches
 
 from .blocks import Bottleneck
 from .classical import PREFILLS, fill_batch
-from .config import ModelConfig
+from .config import Config, ModelConfig
 from .dino import Adapter, FrozenDINO
 
 GEOMETRY = 2 + 3  # offset, Cholesky; then `channels` colors (+ 1 where opacity is learnt)
@@ -156,6 +156,11 @@ class InpaintNet(nn.Module):
         else:
             raise ValueError(f"model.decoder: expected 'gaussian' or 'conv', got {cfg.decoder!r}")
 
+    @property
+    def dino_source(self) -> str:
+        """Where the DINO weights came from (`FrozenDINO.source`), or "none" without DINO."""
+        return self.dino.source if self.dino is not None else "none"
+
     def condition(self, masked: torch.Tensor, bottom: torch.Tensor):
         """(conditioning vector, masked-image DINO feature or None)."""
         if self.dino is None:
@@ -203,3 +208,11 @@ class InpaintNet(nn.Module):
             pred = torch.einsum("bnhw,bnchw->bchw", weights, torch.stack(fills, 1)) + pred[:, :3]
         output = pred * mask + image * (1 - mask)
         return dict(pred=pred, output=output, cond=cond, dino_masked=dino_masked, gaussians=gaussians)
+
+
+def build_model(cfg: Config) -> InpaintNet:
+    """The network of `cfg`, with its frozen DINO (weights as `cfg` says where to find them)."""
+    dino = None
+    if cfg.model.use_dino:
+        dino = FrozenDINO(cfg.model.dino_model, cfg.model.dino_input, cfg.dino_weights, cfg.dino_random, cfg.train.seed)
+    return InpaintNet(cfg.model, dino)

@@ -5,7 +5,8 @@ Weights come from a local file (`--dino-weights PATH`) or from timm's hub when i
 reached. With neither, as on a machine with no network, the model refuses unless random
 weights were asked for (`--dino-random`); then it says so once, loudly, seeds them, and
 `source` records it, so that every saved configuration and results table shows that no
-figure was made with real DINO.
+figure was made with real DINO. A checkpoint records the source its weights were trained
+with, and loading it rebuilds that same DINO (`checkpoint.load_model`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class FrozenDINO(nn.Module):
     """CLS token of a frozen timm ViT; input [B, 3, H, W] in [0, 1]."""
 
     def __init__(self, name: str, input_size: int, weights: str | None = None, allow_random: bool = False,
-                 seed: int = 0):  # fmt: skip
+                 seed: int = 0, hub: bool = True):  # fmt: skip
         super().__init__()
         import timm
 
@@ -42,9 +43,14 @@ class FrozenDINO(nn.Module):
         if weights is not None:
             self.vit = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(weights)), **kw)
             self.source = f"file:{weights}"
-        elif _hub_reachable():
+        elif hub and _hub_reachable():
             self.vit = timm.create_model(name, pretrained=True, **kw)
             self.source = "hub"
+        elif allow_random and not hub:  # asked for by name (a checkpoint trained with them): no alarm
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                self.vit = timm.create_model(name, pretrained=False, **kw)
+            self.source = f"random:seed={seed}"
         elif allow_random:
             print(
                 f"\n{'!' * 78}\n!! DINO: no weights for {name} (no --dino-weights file, hub unreachable).\n"
@@ -101,7 +107,7 @@ class FeatureCache:
 
 class Adapter(nn.Module):
     """MLP D -> 4D -> D (GELU) from the masked image's CLS feature toward the complete
-    image's; trained with a negative cosine loss (DESIGN.md section 6)."""
+    image's; trained with a negative cosine loss (docs/design.md, section 6)."""
 
     def __init__(self, dim: int, hidden_mult: int = 4):
         super().__init__()

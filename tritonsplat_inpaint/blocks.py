@@ -1,4 +1,4 @@
-"""Residual blocks with AdaLN conditioning (DESIGN.md section 6): a Linear of the
+"""Residual blocks with AdaLN conditioning (docs/design.md, section 6): a Linear of the
 conditioning vector gives per-channel scale, shift and a gate; the gate starts at zero,
 so every block starts as the identity and the conditioning is learnt in gently
 (the adaLN-Zero initialisation of diffusion transformers, Peebles and Xie 2023)."""

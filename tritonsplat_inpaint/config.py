@@ -65,7 +65,6 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 100
-    compile: bool = True
     # 0: every training crop is fresh (none comes round again, so nothing can be cached);
     # N: cycle through N fixed crops and cache the complete images' DINO features by crop
     crop_pool: int = 0
@@ -101,29 +100,32 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:
-        return cls(
-            preset=d.get("preset", "custom"),
-            model=_known(ModelConfig, d.get("model", {})),
-            train=_known(TrainConfig, d.get("train", {})),
-            data=_known(DataConfig, d.get("data", {})),
-            dino_weights=d.get("dino_weights"),
-            dino_random=d.get("dino_random", False),
-        )
+        """A configuration from its dict, missing fields at their defaults, fields this
+        version does not have left out with a warning (so older saves still load)."""
+        sections = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
+        top = {k: v for k, v in d.items() if k not in sections}
+        values = _known(cls, top, ignore=set(sections) | _RECORDS)
+        values.setdefault("preset", "custom")
+        return cls(**values, **{name: kind(**_known(kind, d.get(name, {}))) for name, kind in sections.items()})
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def _known(kind: type, values: dict):
-    """`kind(**values)`, leaving out (with a warning) fields that this version no longer
-    has, so that older saved configurations still load."""
+# what a run folder's config.json records beside the configuration (not fields of it)
+_RECORDS = {"dino_source", "world_size", "command"}
+
+
+def _known(kind: type, values: dict, ignore: set[str] = frozenset()) -> dict:
+    """The entries of `values` that are fields of `kind`, warning about the others (bar
+    `ignore`): fields that this version no longer has."""
     names = {f.name for f in dataclasses.fields(kind)}
-    unknown = sorted(set(values) - names)
+    unknown = sorted(set(values) - names - set(ignore))
     if unknown:
         warnings.warn(f"configuration: ignoring {kind.__name__} fields this version does not have: {unknown}",
                       stacklevel=3)  # fmt: skip
-    return kind(**{k: v for k, v in values.items() if k in names})
+    return {k: v for k, v in values.items() if k in names}
 
 
 def preset(name: str) -> Config:
@@ -155,9 +157,16 @@ def override(cfg: Config, assignments: list[str]) -> Config:
         name = name or section
         if not sep or target is None or not dataclasses.is_dataclass(target) or not hasattr(target, name):
             raise ValueError(f"--set: expected section.field=value with a known field, got {item!r}")
+        current = getattr(target, name)
+        if dataclasses.is_dataclass(current):
+            raise ValueError(f"--set: expected section.field=value with a known field, got {item!r}")
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
-        setattr(target, name, value)
+        kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,), list: (list,)}
+        expected = kinds.get(type(current))
+        if expected and not (isinstance(value, expected) and not (isinstance(value, bool) and bool not in expected)):
+            raise ValueError(f"--set: {key} expected a {type(current).__name__} (now {current!r}), got {raw!r}")
+        setattr(target, name, float(value) if isinstance(current, float) else value)
     return cfg

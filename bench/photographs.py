@@ -1,0 +1,270 @@
+"""Inpainting real photographs at their own sizes: the model against classical methods.
+
+    OMP_NUM_THREADS=1 python -m bench.photographs [--out docs/model/photographs] [--widths 500 1000 4000]
+
+Photographs: at 500 px wide the two held-out photographs that ship with scikit-learn and
+matplotlib (China, Grace Hopper: never seen in training); at 1000 and 4000 px wide
+photographs from Debian's plasma-workspace-wallpapers (By the Water, Path, Fallen Leaf,
+One Stands Out; 2560 x 1600 originals, so 4000 x 3000 is a 4:3 crop enlarged 1.9x).
+Those wallpapers are among the training images when installed, where training saw them
+shrunk to a short side of at most 512 px, in random 128-256 px crops. Holes, scaled with
+the picture: thin scratches (six polylines about 0.4% of the width thick), an object (an
+ellipse of 8% of the area) and a third of the picture (an ellipse of 33%).
+
+Methods: OpenCV's Telea and scikit-image's biharmonic at full resolution (biharmonic
+only up to 250,000 hole pixels: its sparse solve grows past minutes and gigabytes
+beyond), the network's classical starting blend and the network itself on the
+scale-adaptive, windowed plan of `tritonsplat_inpaint.infer`, and the network run on the
+whole photograph at full resolution (what `model.inpaint` did before; up to 1000 px).
+
+Each run is its own process, so that its peak memory (the process's resident-set high-water
+mark, VmHWM: everything it holds, Python and libraries included) is its own; time is
+the run's wall time after start-up and checkpoint loading. PSNR is over the hole's pixels
+only, on the 8-bit result as written. Writes results.json, results.md and, for one
+1000 px case, the full-size input and output pictures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+WALLPAPERS = Path("/usr/share/wallpapers")
+BIHARMONIC_MAX = 250_000
+FULL_RES_MAX_WIDTH = 1000
+METHODS = ["telea", "biharmonic", "blend", "model", "model-full-res"]
+TITLES = {
+    "telea": "Telea (full res)",
+    "biharmonic": "biharmonic (full res)",
+    "blend": "starting blend (adaptive)",
+    "model": "**model (adaptive)**",
+    "model-full-res": "model at full res (before)",
+}
+HOLES = ["scratches", "object 8%", "third 33%"]
+EXAMPLE = ("path", 1000, "third 33%")
+
+
+def _sources() -> dict[str, Path]:
+    import matplotlib.cbook
+    import sklearn.datasets
+
+    wall = "{}/contents/images/2560x1600.jpg"
+    return {
+        "china": Path(sklearn.datasets.__file__).parent / "images" / "china.jpg",
+        "grace-hopper": Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)),
+        "by-the-water": WALLPAPERS / wall.format("BytheWater"),
+        "path": WALLPAPERS / wall.format("Path"),
+        "fallen-leaf": WALLPAPERS / wall.format("FallenLeaf"),
+        "one-stands-out": WALLPAPERS / wall.format("OneStandsOut"),
+    }
+
+
+PICTURES = {500: ["china", "grace-hopper"], 1000: ["by-the-water", "path"], 4000: ["fallen-leaf", "one-stands-out"]}
+
+
+def photograph(name: str, width: int) -> np.ndarray:
+    from PIL import Image
+
+    img = Image.open(_sources()[name]).convert("RGB")
+    if width == 4000:  # a 4:3 crop, enlarged to 4000 x 3000
+        w = img.height * 4 // 3
+        left = (img.width - w) // 2
+        img = img.crop((left, 0, left + w, img.height))
+        return np.asarray(img.resize((4000, 3000), Image.Resampling.LANCZOS))
+    return np.asarray(img.resize((width, round(img.height * width / img.width)), Image.Resampling.LANCZOS))
+
+
+def hole(kind: str, h: int, w: int, seed: int) -> np.ndarray:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((h, w), np.uint8)
+    if kind == "scratches":
+        thick = max(2, round(0.004 * w))
+        for _ in range(6):
+            points = [(rng.uniform(0, w), rng.uniform(0, h))]
+            for _ in range(3):
+                x, y = points[-1]
+                angle, length = rng.uniform(0, 2 * np.pi), rng.uniform(0.1, 0.3) * w
+                points.append(
+                    (np.clip(x + length * np.cos(angle), 0, w - 1), np.clip(y + length * np.sin(angle), 0, h - 1))
+                )
+            cv2.polylines(mask, [np.array(points, np.int32)], False, 255, thick)
+        return mask
+    area = {"object 8%": 0.08, "third 33%": 0.33}[kind] * h * w
+    a = np.sqrt(area / np.pi * 1.5)  # semi-axes 1.5 : 1
+    centre = (int(w * rng.uniform(0.35, 0.65)), int(h * rng.uniform(0.35, 0.65)))
+    cv2.ellipse(mask, centre, (int(a), int(area / np.pi / a)), float(rng.uniform(0, 180)), 0, 360, 255, -1)
+    return mask
+
+
+def _peak_mb() -> float:
+    with open("/proc/self/status") as f:
+        return int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) / 1024
+
+
+def run_one(method: str, image: Path, mask: Path, out: Path) -> dict:
+    """One method on one pair, in this process: {seconds, peak_mb}."""
+    import torch
+
+    from tritonsplat_inpaint.classical import biharmonic, telea
+    from tritonsplat_inpaint.images import compose, read_image, read_mask, write_image
+
+    net = None
+    if method in ("blend", "model", "model-full-res"):
+        from tritonsplat_inpaint.checkpoint import load_model
+
+        net, _ = load_model()
+    start = time.perf_counter()
+    picture = read_image(image)
+    weight, _ = read_mask(mask, picture.size)
+    hole = torch.from_numpy(weight > 0)
+    if method == "telea":
+        filled = telea(picture.rgb, hole[None].float())
+    elif method == "biharmonic":
+        filled = biharmonic(picture.rgb, hole[None].float())
+    else:
+        from tritonsplat_inpaint.infer import inpaint
+
+        kw = {"radius": 1e9, "tile": 1 << 20} if method == "model-full-res" else {}
+        filled, _ = inpaint(net, picture.rgb, hole, method="blend" if method == "blend" else "model", **kw)
+    write_image(compose(picture, filled, weight), out)
+    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb()}
+
+
+def psnr_in_hole(out: Path, truth: np.ndarray, mask: np.ndarray) -> float:
+    from PIL import Image
+
+    a = np.asarray(Image.open(out).convert("RGB"), np.float64)[mask > 0]
+    b = truth.astype(np.float64)[mask > 0]
+    return float(10 * np.log10(255.0**2 / np.mean((a - b) ** 2)))
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        cpu = re.search(r"Model name:\s+(.*)", out).group(1).strip()
+    except Exception:  # noqa: BLE001
+        pass
+    import torch
+
+    threads = os.environ.get("OMP_NUM_THREADS", "all")
+    return (f"{cpu}, {os.cpu_count()} cores, OMP_NUM_THREADS={threads}; torch {torch.__version__}, "
+            f"Python {platform.python_version()}")  # fmt: skip
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        f"Measured {results['date']} on {results['machine']}.",
+        "",
+        "PSNR in the hole (dB, mean over the pictures; higher is better), time (s) and peak memory (MB) per run.",
+        "",
+        "| width | hole | hole px | " + " | ".join(TITLES[m] for m in METHODS) + " | model: time, peak MB |",
+        "| ---: | --- | ---: | " + " | ".join("---:" for _ in METHODS) + " | ---: |",
+    ]
+    for width in sorted({r["width"] for r in results["runs"]}):
+        for kind in HOLES:
+            rows = [r for r in results["runs"] if r["width"] == width and r["hole"] == kind]
+            if not rows:
+                continue
+            cells = []
+            for m in METHODS:
+                got = [r["methods"][m]["psnr"] for r in rows if r["methods"].get(m, {}).get("psnr") is not None]
+                cells.append(f"{np.mean(got):.2f}" if len(got) == len(rows) else "not run")
+            model = [r["methods"]["model"] for r in rows]
+            pixels = np.mean([r["hole_pixels"] for r in rows])
+            cost = f"{np.mean([m['seconds'] for m in model]):.1f} s, {max(m['peak_mb'] for m in model):.0f}"
+            lines.append(f"| {width} | {kind} | {pixels:,.0f} | " + " | ".join(cells) + f" | {cost} |")
+    lines += ["", "Time (s) and peak memory (MB) of every method, the largest over the pictures:", ""]
+    lines += ["| width | hole | " + " | ".join(TITLES[m] for m in METHODS) + " |",
+              "| ---: | --- | " + " | ".join("---:" for _ in METHODS) + " |"]  # fmt: skip
+    for width in sorted({r["width"] for r in results["runs"]}):
+        for kind in HOLES:
+            rows = [r for r in results["runs"] if r["width"] == width and r["hole"] == kind]
+            cells = []
+            for m in METHODS:
+                got = [r["methods"][m] for r in rows if r["methods"].get(m, {}).get("seconds") is not None]
+                cells.append(f"{max(g['seconds'] for g in got):.1f} s, {max(g['peak_mb'] for g in got):.0f} MB"
+                             if got else "not run")  # fmt: skip
+            if rows:
+                lines.append(f"| {width} | {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.photographs", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/model/photographs"))
+    parser.add_argument("--widths", type=int, nargs="+", default=[500, 1000, 4000], choices=sorted(PICTURES))
+    parser.add_argument("--work", type=Path, default=Path("runs/photographs"), help="inputs and outputs of every run")
+    parser.add_argument("--one", nargs=4, metavar=("METHOD", "IMAGE", "MASK", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        method, image, mask, out = args.one
+        print(json.dumps(run_one(method, Path(image), Path(mask), Path(out))))
+        return 0
+    from PIL import Image
+
+    missing = [n for w in args.widths for n in PICTURES[w] if not _sources()[n].is_file()]
+    if missing:
+        raise SystemExit(
+            f"photographs missing: {missing} (apt install plasma-workspace-wallpapers for 1000 and 4000 px)"
+        )
+    args.work.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+               "machine": machine(), "runs": []}  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for width in args.widths:
+        for name in PICTURES[width]:
+            truth = photograph(name, width)
+            image = args.work / f"{name}-{width}.png"
+            Image.fromarray(truth).save(image)
+            for j, kind in enumerate(HOLES):
+                mask = hole(kind, *truth.shape[:2], seed=j)
+                mask_path = args.work / f"{name}-{width}-{kind.split()[0]}-mask.png"
+                Image.fromarray(mask).save(mask_path)
+                row = {"picture": name, "width": width, "height": truth.shape[0], "hole": kind,
+                       "hole_pixels": int((mask > 0).sum()), "methods": {}}  # fmt: skip
+                for method in METHODS:
+                    if method == "biharmonic" and row["hole_pixels"] > BIHARMONIC_MAX:
+                        continue
+                    if method == "model-full-res" and width > FULL_RES_MAX_WIDTH:
+                        continue
+                    out = args.work / f"{name}-{width}-{kind.split()[0]}-{method}.png"
+                    cmd = [sys.executable, "-m", "bench.photographs", "--one", method, str(image), str(mask_path),
+                           str(out)]  # fmt: skip
+                    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                    if res.returncode:
+                        raise RuntimeError(f"{method} on {image.name}: {res.stderr[-2000:]}")
+                    measured = json.loads(res.stdout.strip().splitlines()[-1])
+                    measured["psnr"] = psnr_in_hole(out, truth, mask)
+                    row["methods"][method] = measured
+                    print(f"{name} {width} {kind} {method}: {measured['psnr']:.2f} dB, {measured['seconds']:.1f} s, "
+                          f"{measured['peak_mb']:.0f} MB", flush=True)  # fmt: skip
+                results["runs"].append(row)
+                if (name, width, kind) == EXAMPLE:
+                    shown = truth.copy()
+                    shown[mask > 0] = 255
+                    Image.fromarray(shown).save(args.out / "example_input.jpg", quality=92)
+                    model_out = args.work / f"{name}-{width}-{kind.split()[0]}-model.png"
+                    Image.open(model_out).convert("RGB").save(args.out / "example_output.jpg", quality=92)
+                (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    table = markdown(results)
+    (args.out / "results.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

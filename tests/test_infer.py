@@ -1,0 +1,119 @@
+"""Scale-adaptive, windowed inference: known pixels exact, thin holes at full resolution
+and thick ones at a coarser scale, windows only where there are holes, no seam where a
+hole crosses windows, and a large photograph within its memory bound."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from model_helpers import tiny_config
+
+from tritonsplat_inpaint.infer import hole_scales, inpaint, starting_blend
+from tritonsplat_inpaint.network import build_model
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    net = build_model(tiny_config()).eval()
+    with torch.no_grad():
+        net.head.proj.weight.normal_(0, 0.05)
+    return net
+
+
+def _smooth(h, w, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.interpolate(torch.rand(1, 3, h // 8, w // 8, generator=g), size=(h, w),
+                                           mode="bilinear", align_corners=False)[0]  # fmt: skip
+
+
+def test_hole_scales_follow_the_thickness():
+    hole = np.zeros((200, 300), bool)
+    hole[10, 10:290] = True  # a 1-px scratch
+    hole[60:180, 40:200] = True  # 60 px thick from edge to middle
+    levels, thickness, per_hole = hole_scales(hole, radius=6.4, max_level=5)
+    assert sorted(per_hole.tolist()) == [0, 4] and levels[10, 100] == 0 and levels[100, 100] == 4
+    assert levels[0, 0] == -1 and sorted(thickness.round().tolist()) == [1, 60]
+    _, _, capped = hole_scales(hole, radius=6.4, max_level=2)
+    assert sorted(capped.tolist()) == [0, 2]
+
+
+def test_known_pixels_exact_and_the_plan_reported(net):
+    image = _smooth(96, 160)
+    hole = torch.zeros(96, 160, dtype=torch.bool)
+    hole[40, 5:150] = True  # a scratch: full resolution
+    hole[20:80, 60:120] = True  # 30 px thick: beyond 32 / 5 at full size
+    out, report = inpaint(net, image, hole, tile=64, overlap=16)
+    assert torch.equal(out[:, ~hole], image[:, ~hole])
+    assert (out[:, hole] - image[:, hole]).abs().max() > 0
+    scales = {s["scale"]: s for s in report.scales}
+    assert min(scales) < 1 and all(s["windows"] >= 1 for s in report.scales)
+    assert sum(s["pixels"] for s in report.scales) == int(hole.sum())
+
+
+def test_windows_only_where_the_holes_are_and_no_seam(net):
+    image = _smooth(64, 512)
+    hole = torch.zeros(64, 512, dtype=torch.bool)
+    hole[30:33, 140:330] = True  # a scratch across several 128-px windows
+    out, report = inpaint(net, image, hole, method="blend", tile=128, overlap=32)
+    assert report.scales[0]["windows"] == 3  # of the 5 windows along the picture (every 96 px), those it touches
+    # the blend of overlapping windows is continuous along the scratch: no jump at a window's edge
+    along = out[:, 31, 140:330]
+    assert (along[:, 1:] - along[:, :-1]).abs().max() < 0.1
+    single, _ = inpaint(net, image, hole, method="blend", tile=512, overlap=32)
+    assert (out - single).abs().max() < 0.05
+
+
+def test_blend_is_the_networks_starting_fill(net):
+    image = _smooth(32, 32)
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 10:20, 8:24] = 1
+    out, _ = inpaint(net, image, mask[0, 0], method="blend")
+    expected = starting_blend(net, image[None], mask)[0]
+    hole = mask[0, 0].bool()
+    torch.testing.assert_close(out[:, hole], expected.clamp(0, 1)[:, hole])
+    with pytest.raises(ValueError, match="method: expected 'model' or 'blend', got 'magic'"):
+        inpaint(net, image, mask[0, 0], method="magic")
+    with pytest.raises(ValueError, match="tile: expected a multiple of 16 larger than overlap"):
+        inpaint(net, image, mask[0, 0], tile=100)
+
+
+_PEAK = """
+import json, sys
+import numpy as np, cv2
+from PIL import Image
+from tritonsplat_inpaint.commands.inpaint import main
+w, h, folder = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+rng = np.random.default_rng(0)
+small = rng.integers(0, 256, (h // 16, w // 16, 3), dtype=np.uint8)
+Image.fromarray(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)).save(f"{folder}/photo.png")
+mask = np.zeros((h, w), np.uint8)
+cv2.line(mask, (0, h // 5), (w - 1, h // 4), 255, max(2, w // 250))  # a scratch across the picture
+cv2.ellipse(mask, (w // 2, h // 2), (w // 4, h // 4), 0, 0, 360, 255, -1)  # and a hole a fifth of it
+Image.fromarray(mask).save(f"{folder}/mask.png")
+main(["--image", f"{folder}/photo.png", "--mask", f"{folder}/mask.png", "--out", f"{folder}/out.png"])
+status = open("/proc/self/status").read()
+peak = int(status.split("VmHWM:")[1].split()[0]) / 1024
+print(json.dumps({"peak_mb": peak}))
+"""
+
+
+def _peak_mb(tmp_path, w, h):
+    res = subprocess.run([sys.executable, "-c", _PEAK, str(w), str(h), str(tmp_path)], capture_output=True,
+                         text=True, timeout=1800)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])["peak_mb"]
+
+
+def test_a_large_photograph_stays_within_its_memory_bound_scaled_down(tmp_path):
+    """1000 x 750 (a sixteenth of 4000 x 3000): the whole process, Python, torch, the
+    network and its DINO included, within 1.5 GB."""
+    assert _peak_mb(tmp_path, 1000, 750) < 1536
+
+
+@pytest.mark.slow
+def test_a_4000_by_3000_photograph_stays_within_4_gb(tmp_path):
+    assert _peak_mb(tmp_path, 4000, 3000) < 4096

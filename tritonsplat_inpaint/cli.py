@@ -1,0 +1,43 @@
+"""What every command line shares: an error is one line on stderr and a non-zero exit
+(`--debug` shows the traceback instead), and Ctrl-C is a one-line stop."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+
+def add_debug(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
+    return parser
+
+
+def entry(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run `main(argv)`: its exceptions become `error: ...` (exit 1), Ctrl-C `interrupted`
+    (exit 130), unless `--debug` is among the arguments."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        return main(args)
+    except KeyboardInterrupt:
+        if "--debug" in args:
+            raise
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - every error, said in one line
+        if "--debug" in args:
+            raise
+        print(f"error: {e} (--debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+def prog(name: str) -> str:
+    """The command as the user typed it, for usage lines: `python -m model.NAME` (the
+    clone's shorthand), `python -m tritonsplat_inpaint.commands.NAME`, or the installed
+    script `tritonsplat-NAME`."""
+    from pathlib import Path
+
+    first = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    if first.suffix != ".py":
+        return first.name or f"tritonsplat-{name}"
+    return f"python -m {'model' if first.parent.name == 'model' else 'tritonsplat_inpaint.commands'}.{name}"

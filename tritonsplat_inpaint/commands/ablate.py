@@ -1,0 +1,148 @@
+"""Ablations at one budget: the same preset, data, seed and number of steps for each
+variant, each evaluated on the held-out photographs with the evaluation masks.
+
+    python -m model.ablate [--steps 300] [--out runs/ablation] [--only full no-dino ...]
+
+A variant whose run folder already holds its finished run is evaluated, not retrained
+(an interrupted one is resumed), so the table can be remade with other evaluation
+settings.
+
+Variants: the full model; without the DINO branch (AdaLN conditioned on a pooled encoder
+feature); without AdaLN (plain residual blocks, the DINO vector added as a bias); and a
+plain convolutional decoder in place of the Gaussian rasterizer. Writes ablation.md,
+ablation.json and ablation.png (PSNR and SSIM per mask bucket, a bar per variant).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .. import checkpoint
+from ..checkpoint import load_model
+from ..cli import add_debug, entry, prog
+from ..config import Config, override, preset
+from ..evaluation import MODEL, evaluate
+from ..training import train
+
+VARIANTS = {
+    "full": {},
+    "no-dino": {"use_dino": False},
+    "no-adaln": {"use_adaln": False},
+    "conv-decoder": {"decoder": "conv"},
+}
+
+
+def variant_config(base: Config, name: str) -> Config:
+    cfg = Config.from_dict(base.to_dict())
+    for field, value in VARIANTS[name].items():
+        setattr(cfg.model, field, value)
+    return cfg
+
+
+def _finished(run_dir: Path, steps: int) -> bool:
+    ckpt = checkpoint.latest(run_dir)
+    return ckpt is not None and ckpt.name == f"step-{steps:07d}"
+
+
+def run_variants(base: Config, names: list[str], out: Path, per_image: int, compile: bool, progress: bool) -> dict:
+    """Train each variant (a finished run in its folder is reused, an interrupted one
+    resumed) and evaluate it."""
+    rows = {}
+    for name in names:
+        cfg = variant_config(base, name)
+        run_dir = out / name
+        if not _finished(run_dir, cfg.train.steps):
+            train(cfg, run_dir, resume=checkpoint.latest(run_dir) is not None, compile=compile, progress=progress)
+        last = json.loads((run_dir / "log.jsonl").read_text().splitlines()[-1])
+        net, cfg = load_model(run_dir)
+        results, _ = evaluate(net, cfg, per_image)
+        rows[name] = {
+            "images_per_s": last["images_per_s"],
+            "trainable_params": sum(p.numel() for p in net.parameters() if p.requires_grad),
+            "buckets": {b: v[MODEL] for b, v in results["buckets"].items()},
+            "dino_source": net.dino_source,
+        }
+        print(f"{name}: {json.dumps(rows[name]['buckets'])}", flush=True)
+    return {
+        "steps": base.train.steps, "batch_size": base.train.batch_size, "preset": base.preset,
+        "held_out_crops": results["images"], "variants": rows,
+    }  # fmt: skip
+
+
+def markdown(summary: dict) -> str:
+    rows = summary["variants"]
+    buckets = list(next(iter(rows.values()))["buckets"])
+    dino = {r["dino_source"] for r in rows.values()}
+    lines = [
+        f"Ablation: preset {summary['preset']}, {summary['steps']} steps of batch {summary['batch_size']} each,"
+        f" same seed and data; {summary['held_out_crops']} crops of the held-out photographs, fixed masks."
+        f" DINO weights: **{', '.join(sorted(dino))}**.",
+        "",
+        "| variant | params | train img/s | " + " | ".join(f"PSNR {b} | SSIM {b}" for b in buckets) + " |",
+        "| --- | ---: | ---: | " + " | ".join("---: | ---:" for _ in buckets) + " |",
+    ]
+    for name, r in rows.items():
+        cells = [f"{r['buckets'][b]['psnr']:.2f} | {r['buckets'][b]['ssim']:.4f}" for b in buckets]
+        lines.append(f"| {name} | {r['trainable_params']:,} | {r['images_per_s']:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = summary["variants"]
+    buckets = list(next(iter(rows.values()))["buckets"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    width = 0.8 / len(rows)
+    for ax, metric in zip(axes, ("psnr", "ssim"), strict=True):
+        for i, (name, r) in enumerate(rows.items()):
+            values = [r["buckets"][b][metric] for b in buckets]
+            ax.bar(np.arange(len(buckets)) + i * width, values, width, label=name)
+        lo = min(r["buckets"][b][metric] for r in rows.values() for b in buckets)
+        hi = max(r["buckets"][b][metric] for r in rows.values() for b in buckets)
+        ax.set_ylim(lo - 0.1 * (hi - lo) - 1e-3, hi + 0.05 * (hi - lo) + 1e-3)
+        ax.set_xticks(np.arange(len(buckets)) + 0.4 - width / 2, [f"hole {b}" for b in buckets])
+        ax.set_ylabel(metric.upper())
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"ablation: {summary['steps']} steps each, held-out photographs")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog("ablate"), description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="cpu-small", choices=("cpu-small", "paper"))
+    parser.add_argument("--steps", type=int, default=300, help="training steps for every variant")
+    parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
+    parser.add_argument("--only", nargs="*", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--per-image", type=int, default=16, help="crops per held-out image")
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE", help="override any field")
+    add_debug(parser)
+    args = parser.parse_args(argv)
+    base = override(preset(args.preset), args.set)
+    base.train.steps = args.steps
+    summary = run_variants(base, args.only, args.out, args.per_image, not args.no_compile, not args.no_progress)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "ablation.json").write_text(json.dumps(summary, indent=1) + "\n")
+    table = markdown(summary)
+    (args.out / "ablation.md").write_text(table + "\n")
+    plot(summary, args.out / "ablation.png")
+    print(table)
+    return 0
+
+
+def run() -> int:
+    return entry(main)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())

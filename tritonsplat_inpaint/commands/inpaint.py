@@ -1,0 +1,128 @@
+"""Inpaint photographs with a trained checkpoint: white (or any non-black colour) in the mask is the hole.
+
+    python -m model.inpaint --image IN --mask MASK --out OUT [--ckpt PATH]
+
+IN, MASK and OUT are files, or folders paired by file name (OUT then a folder of PNGs).
+The mask marks the hole in white, or in any colour on black; its soft (grey) edge pixels
+are filled and the fill blended over them in proportion. Images are read as a photo
+viewer shows them (EXIF orientation applied) and written back upright in their own mode:
+8 or 16 bits, RGB, RGBA (alpha kept), grayscale. Known pixels are kept exactly. Each
+hole is filled at the scale the network was trained for and brought back to full
+resolution; large photographs are processed in windows, so memory stays bounded. Without
+--ckpt the released checkpoint that ships with the package is used, with the DINO it was
+trained with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import RELEASED, load_model
+from ..cli import add_debug, entry, prog
+from ..data import IMAGE_SUFFIXES
+from ..images import Picture, compose, read_image, read_mask, write_image
+from ..infer import inpaint
+
+TRAINED_RATIO = 0.6  # the largest hole ratio of the training curriculum
+INVERTED_RATIO = 0.7  # above this, the mask is taken to be inverted unless told otherwise
+
+
+def read_pair(image_path: Path, mask_path: Path, invert: bool = False, allow_large: bool = False,
+              ) -> tuple[Picture, torch.Tensor, list[str]]:  # fmt: skip
+    """(picture, hole weights [H, W] in [0, 1], notes) after every check on the pair."""
+    picture = read_image(image_path)
+    weight, notes = read_mask(mask_path, picture.size, picture.orientation, invert=invert)
+    ratio = float((weight > 0).mean())
+    if ratio == 0:
+        raise ValueError(f"--mask: empty (every pixel black) in {mask_path}: nothing to inpaint; white marks the hole")
+    if ratio == 1:
+        raise ValueError(f"--mask: full (every pixel a hole) in {mask_path}: nothing to inpaint from")
+    if ratio > INVERTED_RATIO and not allow_large:
+        raise ValueError(
+            f"--mask: {ratio:.0%} of {mask_path} is hole (white = hole): is the mask inverted? Pass --invert-mask "
+            f"if white marks what to keep, or --allow-large-hole to fill {ratio:.0%} of the image anyway"
+        )
+    if ratio > TRAINED_RATIO:
+        notes.append(f"warning: the hole is {ratio:.0%} of the image, above the {TRAINED_RATIO:.0%} the model was "
+                     "trained on; expect a smooth, blurry fill")  # fmt: skip
+    return picture, torch.from_numpy(weight), picture.notes + notes
+
+
+def _pairs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Path]]:
+    if image.is_dir():
+        if not mask.is_dir():
+            raise ValueError(f"--mask: expected a folder when --image is one, got {mask}")
+        pairs = []
+        for p in sorted(q for q in image.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES):
+            matches = [q for q in mask.iterdir() if q.stem == p.stem]
+            if not matches:
+                raise FileNotFoundError(f"--mask: no mask named {p.stem}.* in {mask} for {p.name}")
+            pairs.append((p, matches[0], out / (p.stem + ".png")))
+        if not pairs:
+            raise ValueError(f"--image: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {image}")
+        return pairs
+    if not out.suffix:
+        out = out / (image.stem + ".png")
+    elif out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ValueError(f"--out: expected a folder or an image file ({', '.join(sorted(IMAGE_SUFFIXES))}), got {out}")
+    return [(image, mask, out)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog("inpaint"), description=__doc__.splitlines()[0])
+    parser.add_argument("--image", type=Path, required=True, help="a photograph, or a folder of them")
+    parser.add_argument(
+        "--mask",
+        type=Path,
+        required=True,
+        help="white (or any non-black colour) = hole; a file, or a folder of masks named as the images",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="an image file, or a folder")
+    parser.add_argument("--ckpt", type=Path, default=RELEASED, help="checkpoint or run folder (default: the released)")
+    parser.add_argument("--invert-mask", action="store_true", help="black marks the hole instead of white")
+    parser.add_argument(
+        "--allow-large-hole",
+        action="store_true",
+        help=f"fill holes over {round(INVERTED_RATIO * 100)}%% of the image (refused as a likely inverted mask)",
+    )
+    parser.add_argument(
+        "--method",
+        choices=("model", "blend"),
+        default="model",
+        help="'blend': the network's classical starting fill alone, on the same plan",
+    )
+    parser.add_argument("--tile", type=int, default=256, help="window size in working pixels (memory)")
+    parser.add_argument("--dino-weights", help="load the checkpoint with another DINO (a timm weights file)")
+    parser.add_argument(
+        "--allow-other-dino",
+        action="store_true",
+        help="accept a DINO other than the one the checkpoint was trained with",
+    )
+    add_debug(parser)  # fmt: skip
+    args = parser.parse_args(argv)
+    pairs = _pairs(args.image, args.mask, args.out)
+    loaded = [(read_pair(i, m, args.invert_mask, args.allow_large_hole), o) for i, m, o in pairs]  # check all first
+    net, _ = load_model(args.ckpt, args.dino_weights, args.allow_other_dino)
+    for (picture, weight, notes), out in loaded:
+        for note in notes:
+            print(f"{picture.path.name}: {note}", file=sys.stderr)
+        filled, report = inpaint(net, picture.rgb, weight > 0, method=args.method, tile=args.tile)
+        for note in report.notes:
+            print(f"{picture.path.name}: warning: {note}", file=sys.stderr)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_image(compose(picture, filled, weight.numpy()), out)
+        scales = ", ".join(f"{s['holes']} at 1/{round(1 / s['scale'])}" for s in report.scales)
+        print(f"wrote {out} (holes filled: {scales})")
+    return 0
+
+
+def run() -> int:
+    return entry(main)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())

@@ -1,0 +1,175 @@
+"""Inpainting a photograph of any size and any hole with a network trained on small crops.
+
+The network learnt on `image_size` crops (128 px for `cpu-small`) with holes no thicker
+than about `image_size / 5` pixels from their edge to their middle (of the training
+masks' holes, 99% are at most 27 px thick at 128 px). Run at a
+photograph's own resolution, a hole hundreds of pixels wide is far outside that: the
+network fills its middle with a smear and, over a large image, takes gigabytes. So:
+
+1. Each connected hole gets its working scale from its thickness, the largest distance
+   from a hole pixel to the nearest known one (`r`): scale `2^-k`, the largest at which
+   `r * scale <= image_size / 5`. Thin scratches stay at full resolution; a hole a third
+   of the picture wide is filled on a copy a few hundred pixels across.
+2. Scales are done finest first, and at each scale the holes already filled count as
+   known: a scratch beside a large hole is filled sharp, then helps fill the large one.
+3. At a scale, the image is cut into overlapping windows (`tile` px, `overlap` px of
+   overlap, blended with linear ramps so that a hole crossing windows shows no seam), and
+   only the windows that touch that scale's holes are run: memory stays bounded by the
+   window, whatever the photograph's size.
+4. The fill is brought back to full resolution (bilinear) and written into that scale's
+   hole pixels only; every known pixel is kept exactly as given.
+
+`method="blend"` runs the same plan with the network's classical starting blend (the
+fills it mixes, at their prior weights) in place of the network: the baseline that the
+network must not do worse than.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .classical import fill_batch
+from .network import InpaintNet
+
+
+@dataclass
+class Report:
+    """What `inpaint` did: per scale the holes, windows and working size."""
+
+    scales: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def hole_scales(hole: np.ndarray, radius: float, max_level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(level per pixel [H, W] int8, -1 where known; thickness `r` of each hole; level of
+    each hole) for a boolean hole mask: level k means scale 2^-k."""
+    n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
+    dist = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    thickness = np.zeros(n, np.float32)
+    np.maximum.at(thickness, labels.ravel(), dist.ravel())
+    thickness[0] = 0
+    level = np.ceil(np.log2(np.maximum(thickness, 1e-6) / radius)).clip(0, max_level).astype(np.int8)
+    level[0] = -1
+    return level[labels], thickness[1:], level[1:]
+
+
+def _starts(length: int, tile: int, stride: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, stride))
+    return starts + [length - tile]
+
+
+def _ramp(n: int, overlap: int) -> torch.Tensor:
+    t = torch.arange(n, dtype=torch.float32)
+    return torch.minimum(torch.minimum((t + 1) / overlap, (n - t) / overlap), torch.ones(())).clamp_min(1e-3)
+
+
+def _pad_run(fn, image: torch.Tensor, mask: torch.Tensor, multiple: int) -> torch.Tensor:
+    """fn on [1, 3, h, w], [1, 1, h, w] padded to a multiple of the patch size."""
+    h, w = image.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
+    x = F.pad(image, (0, pw, 0, ph), mode=mode)
+    m = F.pad(mask, (0, pw, 0, ph), value=0.0)
+    return fn(x, m)[..., :h, :w]
+
+
+def starting_blend(net: InpaintNet, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The classical fills the network starts from, mixed at their prior weights."""
+    if not net.fills:
+        raise ValueError("method: 'blend' needs a network with classical fills (model.prefill), this one has none")
+    fills = fill_batch(net.fills, image * (1 - mask), mask)
+    if len(fills) == 1:
+        return fills[0]
+    weights = torch.softmax(net.prior_logits[:, 0, 0], 0)
+    return sum(w * f for w, f in zip(weights, fills, strict=True))
+
+
+def _fill_scale(fn, image: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, tile: int, overlap: int,
+                multiple: int) -> tuple[torch.Tensor, int]:  # fmt: skip
+    """[3, h, w] filled by `fn` in overlapping windows, over the windows that touch
+    `target` ([h, w] bool); elsewhere the input."""
+    h, w = image.shape[-2:]
+    acc = torch.zeros_like(image)
+    weight = torch.zeros(h, w)
+    count = 0
+    for top in _starts(h, tile, tile - overlap):
+        for left in _starts(w, tile, tile - overlap):
+            th, tw = min(tile, h), min(tile, w)
+            if not bool(target[top : top + th, left : left + tw].any()):
+                continue
+            x = image[None, :, top : top + th, left : left + tw]
+            m = mask[None, None, top : top + th, left : left + tw]
+            with torch.no_grad():
+                out = _pad_run(fn, x, m, multiple)[0].clamp(0, 1)
+            ramp = _ramp(th, overlap)[:, None] * _ramp(tw, overlap)[None]
+            acc[:, top : top + th, left : left + tw] += out * ramp
+            weight[top : top + th, left : left + tw] += ramp
+            count += 1
+    covered = weight > 0
+    result = image.clone()
+    result[:, covered] = acc[:, covered] / weight[covered]
+    return result, count
+
+
+def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method: str = "model", tile: int = 256,
+            overlap: int = 64, radius: float | None = None) -> tuple[torch.Tensor, Report]:  # fmt: skip
+    """image [3, H, W] in [0, 1], hole [H, W] or [1, H, W] (nonzero = hole) -> (image with
+    every hole pixel filled and every known pixel exactly as given, what was done). See
+    the module docstring for the plan."""
+    if method not in ("model", "blend"):
+        raise ValueError(f"method: expected 'model' or 'blend', got {method!r}")
+    cfg = net.cfg
+    multiple = cfg.patch_size
+    radius = cfg.image_size / 5 if radius is None else radius
+    if tile % multiple or overlap >= tile:
+        raise ValueError(f"tile: expected a multiple of {multiple} larger than overlap ({overlap}), got {tile}")
+    hole = hole.reshape(image.shape[-2:]).bool()
+    H, W = image.shape[-2:]
+    # never shrink the short side below half the training crop
+    max_level = max(0, int(math.floor(math.log2(max(1, 2 * min(H, W) / cfg.image_size)))))
+    levels, thickness, hole_levels = hole_scales(hole.numpy(), radius, max_level)
+    report = Report()
+    too_thick = thickness[thickness > radius * 2**max_level * 1.5]
+    if len(too_thick):
+        report.notes.append(
+            f"{len(too_thick)} hole(s) up to {2 * too_thick.max():.0f} px thick: beyond what the network was "
+            "trained on even at its smallest working scale; expect a smooth fill"
+        )
+    if method == "model":
+
+        def fn(x, m):
+            return net(x, m)["pred"]
+
+    else:
+
+        def fn(x, m):
+            return starting_blend(net, x, m)
+
+    result = image.clone()
+    remaining = hole.clone()
+    for k in sorted(int(v) for v in np.unique(levels) if v >= 0):
+        here = torch.from_numpy(levels == k)
+        if k == 0:
+            work, work_hole, target = result, remaining, here
+        else:
+            h, w = math.ceil(H / 2**k), math.ceil(W / 2**k)
+            work = F.interpolate(result[None], size=(h, w), mode="area")[0]
+            work_hole = F.interpolate(remaining[None, None].float(), size=(h, w), mode="area")[0, 0] > 0
+            target = F.interpolate(here[None, None].float(), size=(h, w), mode="area")[0, 0] > 0
+        filled, windows = _fill_scale(fn, work, work_hole.float(), target, tile, overlap, multiple)
+        if k:
+            filled = F.interpolate(filled[None], size=(H, W), mode="bilinear", align_corners=False)[0]
+        result[:, here] = filled[:, here]
+        remaining &= ~here
+        report.scales.append({"scale": 2.0**-k, "holes": int((hole_levels == k).sum()),
+                              "pixels": int(here.sum()), "working_size": list(work.shape[-2:]),
+                              "windows": windows})  # fmt: skip
+    return result.clamp(0, 1), report

@@ -1,0 +1,351 @@
+"""The training loop: batches and masks as pure functions of (seed, rank, step), the loss
+terms, the learning-rate schedule, atomic checkpoints, and a clean stop on Ctrl-C.
+
+A run folder holds `config.json` (the configuration in full, the DINO source and the
+command), `log.jsonl` (one line per logged step), `loss.png`, `samples.png` (masked input
+/ output / truth on held-out images) and checkpoints (`step-*/`; `latest` names the
+newest). Every batch and mask is a function of (seed, rank, step), so a resumed run sees
+exactly the data the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from . import checkpoint
+from .config import Config
+from .data import RandomCrops, data_paths
+from .dino import FeatureCache
+from .losses import PatchDiscriminator, dino_cosine, hinge_d_loss, hinge_g_loss, masked_l1, masked_l2, structure_loss
+from .masks import curriculum_ratio, random_mask
+from .network import InpaintNet, build_model
+
+
+def compile_parts(net: InpaintNet) -> None:
+    """torch.compile the DINO adapter and the AdaLN blocks (the rasterizer is a custom op
+    that compiled code calls as is)."""
+    if net.adapter is not None:
+        net.adapter.compile()
+    for block in net.bottleneck.blocks:
+        block.compile()
+
+
+def crop_indices(cfg: Config, step: int, rank: int, world: int) -> list[int]:
+    """The dataset indices of `step` on `rank`: every crop fresh, or with `crop_pool` N,
+    cycling through N fixed crops (so that their DINO features can be cached)."""
+    b = cfg.train.batch_size
+    first = (step * world + rank) * b
+    pool = cfg.train.crop_pool
+    return [(first + i) % pool if pool else first + i for i in range(b)]
+
+
+def batch_at(dataset: RandomCrops, cfg: Config, step: int, rank: int, world: int):
+    """The images and masks of `step` on `rank`: a pure function of (seed, rank, step)."""
+    size = cfg.model.image_size
+    images = torch.stack([dataset[i] for i in crop_indices(cfg, step, rank, world)])
+    rng = np.random.default_rng([cfg.train.seed, rank, step])
+    masks = np.stack([
+        random_mask(size, size, curriculum_ratio(step, cfg.train.steps, cfg.train.hole_ratio_start,
+                                                 cfg.train.hole_ratio_end, rng), rng)
+        for _ in range(len(images))
+    ])  # fmt: skip
+    return images, torch.from_numpy(masks)[:, None]
+
+
+def param_groups(net: InpaintNet, cfg: Config) -> list[dict]:
+    """The head's last layer at `head_lr` times the rate of the rest. It starts at zero
+    and has a fan-in of thousands: at the full rate Adam's per-weight steps on noisy
+    gradients random-walk its output (seen: 300 steps made the mixing logits noise with a
+    standard deviation of 1-2, worse than the prior blend even on training images)."""
+    head = [p for n, p in net.named_parameters() if p.requires_grad and n.startswith("head.")]
+    ids = {id(p) for p in head}
+    rest = [p for p in net.parameters() if p.requires_grad and id(p) not in ids]
+    return [{"params": rest, "lr_scale": 1.0}, {"params": head, "lr_scale": cfg.train.head_lr}]
+
+
+def learning_rate(cfg: Config, step: int) -> float:
+    """The learning rate at `step`, a pure function of the step so that a resumed run
+    follows the same schedule."""
+    t = cfg.train
+    if t.schedule == "constant":
+        return t.lr
+    if t.schedule == "cosine":
+        progress = min(step / max(t.steps - 1, 1), 1.0)
+        return t.lr * (t.lr_final + (1 - t.lr_final) * 0.5 * (1 + math.cos(math.pi * progress)))
+    raise ValueError(f"train.schedule: expected 'constant' or 'cosine', got {t.schedule!r}")
+
+
+def losses(
+    net, out, images, masks, cfg: Config, disc=None, step: int = 0, complete: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
+    """The loss terms and their total. `complete`: the complete images' DINO features
+    when already known (cached), else computed here."""
+    t = cfg.train
+    parts = {
+        "l1": masked_l1(out["pred"], images, masks, t.l1_hole, t.l1_valid),
+        "structure": t.perceptual * structure_loss(out["output"], images),
+    }
+    if t.l2_hole or t.l2_valid:
+        parts["l2"] = masked_l2(out["pred"], images, masks, t.l2_hole, t.l2_valid)
+    if out["dino_masked"] is not None and t.dino_cosine:
+        if complete is None:
+            complete = (net.module if hasattr(net, "module") else net).dino(images)
+        parts["dino"] = t.dino_cosine * dino_cosine(out["cond"], complete)
+    if disc is not None and step >= t.gan_start:
+        parts["gan"] = t.gan * hinge_g_loss(disc(out["output"], masks))
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def _setup_distributed() -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    rank = dist.get_rank()
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def parameters_digest(net: InpaintNet) -> str:
+    """A SHA-256 of the trainable weights: under DDP every rank must end with the same."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(checkpoint.trainable_state(net).items()):
+        digest.update(name.encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a run that a new one would mix with: a checkpoint, or a log
+    with at least one step (a run stopped before its first step holds none)."""
+    log = run_dir / "log.jsonl"
+    return checkpoint.latest(run_dir) is not None or (log.is_file() and log.stat().st_size > 0)
+
+
+def clear_run(run_dir: Path) -> None:
+    """Remove a run's checkpoints and log from `run_dir` (for `--overwrite`)."""
+    import shutil
+
+    for path in [*run_dir.glob("step-*"), *run_dir.glob(".step-*.tmp")]:
+        shutil.rmtree(path, ignore_errors=True)
+    for name in ("latest", "log.jsonl", "loss.png", "samples.png", "config.json"):
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def _trim_log(run_dir: Path, step: int) -> None:
+    """Keep only the log lines of steps <= `step`: a resumed run redoes the steps after
+    its checkpoint and logs them again."""
+    log = run_dir / "log.jsonl"
+    if log.is_file():
+        lines = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        log.write_text("".join(line + "\n" for line in lines))
+
+
+class _StopFlag:
+    """Ctrl-C (SIGINT) asks the loop to stop after the step in flight, so that no
+    optimiser step is cut in half; a second Ctrl-C stops at once. Single-process runs
+    only: under DDP every rank must stop at the same step, so SIGINT keeps its default."""
+
+    def __init__(self, enabled: bool):
+        self.requested = False
+        self.previous = None
+        if enabled:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: stopping after this step (again to stop at once)", file=sys.stderr, flush=True)
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def train(
+    cfg: Config, run_dir: Path, resume: bool = False, compile: bool = True, progress: bool = True,
+    command: str | None = None,
+) -> dict:  # fmt: skip
+    """Train `cfg` in `run_dir` (new, or `resume` from its latest checkpoint) and return
+    a summary. Ctrl-C stops after the step in flight with a checkpoint of it
+    (`summary["interrupted"]`); a run stopped before its first step leaves no run behind."""
+    if not resume and holds_run(run_dir):
+        raise FileExistsError(
+            f"--out: {run_dir} already holds a run; continue it with --resume, start it again with --overwrite, "
+            "or choose another --out (a new run there would mix its log and checkpoints with the old one's)"
+        )
+    rank, world, device = _setup_distributed()
+    torch.manual_seed(cfg.train.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    net = build_model(cfg).to(device)
+    ckpt = checkpoint.latest(run_dir) if resume else None
+    if resume and ckpt is None and rank == 0:
+        print(f"--resume: no checkpoint in {run_dir} yet: starting at step 0", file=sys.stderr)
+    if rank == 0:
+        print(f"configuration ({'resumed' if ckpt else 'new'} run in {run_dir}, dino: {net.dino_source}):")
+        print(cfg.dumps())
+        record = cfg.to_dict() | {"dino_source": net.dino_source, "world_size": world}
+        if command is not None:  # the command that made the run (kept from its first start)
+            previous = run_dir / "config.json"
+            first = json.loads(previous.read_text()).get("command") if resume and previous.is_file() else None
+            record["command"] = first or command
+        (run_dir / "config.json").write_text(json.dumps(record, indent=1) + "\n")
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(param_groups(net, cfg), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    disc = d_opt = None
+    if cfg.train.gan > 0:
+        disc = PatchDiscriminator().to(device)
+        d_opt = torch.optim.AdamW(disc.parameters(), lr=cfg.train.lr, betas=(0.5, 0.999))
+    start = 0
+    if ckpt is not None:
+        checkpoint.load_weights(net, ckpt)
+        state = checkpoint.load_state(ckpt)
+        opt.load_state_dict(state["optimizer"])
+        if disc is not None and "disc" in state:
+            disc.load_state_dict(state["disc"])
+            d_opt.load_state_dict(state["disc_optimizer"])
+        checkpoint.set_rng_state(state["rng"])
+        start = state["step"]
+    if rank == 0:
+        _trim_log(run_dir, start)
+    if compile:
+        compile_parts(net)
+    model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
+    train_paths, _ = data_paths(cfg)
+    dataset = RandomCrops(train_paths, cfg.model.image_size, seed=cfg.train.seed)
+    from tqdm import tqdm
+
+    bar = tqdm(range(start, cfg.train.steps), initial=start, total=cfg.train.steps, desc="train",
+               disable=not progress or rank != 0, mininterval=1.0)  # fmt: skip
+    # the complete images' DINO features, cached when crops come round again and are used
+    cache = FeatureCache() if cfg.train.crop_pool and cfg.train.dino_cosine and net.dino is not None else None
+    tic, seen = time.perf_counter(), 0
+    done = saved = start
+
+    def save():
+        state = {"optimizer": opt.state_dict(), "step": done, "rng": checkpoint.rng_state()}
+        if disc is not None:
+            state |= {"disc": disc.state_dict(), "disc_optimizer": d_opt.state_dict()}
+        checkpoint.save(run_dir, done, net, cfg, state)
+
+    stop = _StopFlag(enabled=world == 1)
+    log = None
+    try:
+        for step in bar:
+            images, masks = batch_at(dataset, cfg, step, rank, world)
+            images, masks = images.to(device), masks.to(device)
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(cfg, step) * group["lr_scale"]
+            model.train()
+            out = model(images, masks)
+            complete = None
+            if cache is not None:
+                complete = cache(net.dino, images, crop_indices(cfg, step, rank, world))
+            parts = losses(model, out, images, masks, cfg, disc, step, complete)
+            opt.zero_grad(set_to_none=True)
+            parts["total"].backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+            opt.step()
+            if disc is not None and step >= cfg.train.gan_start:
+                d_loss = hinge_d_loss(disc(images, masks), disc(out["output"].detach(), masks))
+                d_opt.zero_grad(set_to_none=True)
+                d_loss.backward()
+                d_opt.step()
+            seen += images.shape[0] * world
+            done = step + 1
+            if rank == 0 and (done % cfg.train.log_every == 0 or done == cfg.train.steps or stop.requested):
+                rate = seen / (time.perf_counter() - tic)
+                entry = {"step": done, "images_per_s": rate, "lr": learning_rate(cfg, step)}
+                entry |= {k: float(v.detach()) for k, v in parts.items()}
+                if log is None:
+                    log = open(run_dir / "log.jsonl", "a")
+                log.write(json.dumps(entry) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{entry['total']:.4f}", img_s=f"{rate:.1f}", refresh=False)
+            if rank == 0 and (done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps or stop.requested):
+                save()
+                saved = done
+            if stop.requested:
+                break
+    finally:
+        stop.restore()
+        bar.close()
+        if log is not None:
+            log.close()
+    summary = {"steps": done, "run_dir": str(run_dir), "dino_source": net.dino_source, "rank": rank,
+               "parameters_sha256": parameters_digest(net)}  # fmt: skip
+    if stop.requested:
+        summary["interrupted"] = True
+        if rank == 0:
+            print(f"stopped at step {done} of {cfg.train.steps} (checkpoint step-{saved:07d}); continue with "
+                  f"--out {run_dir} --resume", file=sys.stderr)  # fmt: skip
+        return summary
+    if cache is not None:
+        summary["dino_cache"] = {"hits": cache.hits, "misses": cache.misses}
+    if rank == 0 and cfg.train.steps > start:
+        _plots(run_dir, net, cfg)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary
+
+
+def _plots(run_dir: Path, net: InpaintNet, cfg: Config) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .data import fixed_crops
+    from .masks import evaluation_masks
+
+    entries = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line]
+    if entries:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for key in sorted(k for k in entries[0] if k not in ("step", "images_per_s", "lr")):
+            ax.plot([e["step"] for e in entries], [e.get(key, np.nan) for e in entries], label=key)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_yscale("log")
+        ax.legend()
+        ax.set_title(f"training losses (dino: {net.dino_source})")
+        fig.tight_layout()
+        fig.savefig(run_dir / "loss.png", dpi=110)
+        plt.close(fig)
+    _, held_out = data_paths(cfg)
+    images = fixed_crops(held_out, cfg.model.image_size, 1)[:4]
+    masks = torch.from_numpy(evaluation_masks(cfg.model.image_size, cfg.model.image_size, 2)["20-40%"])
+    masks = masks[:, None].repeat(3, 1, 1, 1)[: len(images)]
+    device = next(net.parameters()).device
+    net.eval()
+    with torch.no_grad():
+        out = net(images.to(device), masks.to(device))["output"].cpu()
+    rows = [images * (1 - masks) + masks * 0.5, out, images]
+    fig, axes = plt.subplots(len(images), 3, figsize=(7.5, 2.5 * len(images)), squeeze=False)
+    for i in range(len(images)):
+        for j, (title, batch) in enumerate(zip(("masked input", "output", "truth"), rows, strict=True)):
+            axes[i, j].imshow(batch[i].permute(1, 2, 0).clamp(0, 1).numpy())
+            axes[i, j].axis("off")
+            if i == 0:
+                axes[i, j].set_title(title)
+    fig.tight_layout()
+    fig.savefig(run_dir / "samples.png", dpi=100)
+    plt.close(fig)

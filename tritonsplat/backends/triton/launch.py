@@ -123,9 +123,8 @@ def render(
     alpha bounds are read); height and width bound the tiles of the free rasterizer."""
     c = table.shape[0] - 6
     cb, defer = forward_channels(c)
-    chunk = FWD_PPT * 32 * FWD_WARPS
     wy, wx = weights if weights is not None else (table, table)
-    _render_kernel[(units.count, triton.cdiv(units.pixels, chunk), triton.cdiv(c, cb))](
+    _render_kernel[forward_grid(units, c)](
         table, _placeholder(units.unit_rows, table), _placeholder(background, table), wy, wx, out,
         _placeholder(den, table),
         units.rows, max(units.kp, 1), c, units.grid_h, units.grid_w, height, width, *strides,
@@ -134,6 +133,20 @@ def render(
         MODE=MODE_IDS[cfg.mode], HAS_BG=background is not None, **_flags(opacity, cfg),
         CB=cb, PPT=FWD_PPT, NT=32 * FWD_WARPS, DEFER=defer, num_warps=FWD_WARPS,
     )  # fmt: skip
+
+
+def forward_grid(units: Units, c: int) -> tuple[int, int, int]:
+    """(units, pixel chunks, channel blocks) of the forward."""
+    return units.count, triton.cdiv(units.pixels, FWD_PPT * 32 * FWD_WARPS), triton.cdiv(c, forward_channels(c)[0])
+
+
+def backward_grid(units: Units, c: int) -> tuple[int, int, int]:
+    """(units, row chunks, channel blocks) of the backward; tiles hold different numbers
+    of rows, so the free rasterizer's (unit, chunk) pairs come from its work list."""
+    ncb = triton.cdiv(c, backward_channels(c))
+    if units.free:
+        return units.work.shape[0], 1, ncb
+    return units.count, triton.cdiv(units.kp, RUN * 32 * BWD_WARPS), ncb
 
 
 def canvas_strides(units: Units, c: int) -> tuple[int, ...]:
@@ -178,10 +191,7 @@ def gradients(
     d_geo = gcan.new_empty(ncb, 6, units.rows)
     d_col = gcan.new_zeros(c, units.rows)
     nt = 32 * BWD_WARPS
-    if units.free:
-        grid = (units.work.shape[0], 1, ncb)
-    else:
-        grid = (units.count, triton.cdiv(units.kp, RUN * nt), ncb)
+    grid = backward_grid(units, c)
     dummy = torch.empty(2, dtype=torch.int64, device=dev)
     _grad_kernel[grid](
         table, _placeholder(units.unit_rows, dummy), _placeholder(units.src, dummy), _placeholder(units.unit, dummy),

@@ -23,6 +23,7 @@ MAX_SIGMA = 64.0  # pixels: the widest Gaussian a degenerate conic becomes
 
 
 def covariance_from_cholesky(cholesky: Tensor) -> Tensor:  # [..., 3] -> [..., 3]
+    """(l11, l21, l22) -> (s_xx, s_xy, s_yy) of Sigma = L L^T, in pixels^2."""
     l11, l21, l22 = cholesky.unbind(-1)
     return torch.stack((l11 * l11, l11 * l21, l21 * l21 + l22 * l22), dim=-1)
 
@@ -41,7 +42,8 @@ def cholesky_from_covariance(covariance: Tensor, eps: float = EPS) -> Tensor:  #
 
 
 def conic_from_cholesky(cholesky: Tensor) -> Tensor:  # [..., 3] -> [..., 3]
-    """Sigma^-1 = L^-T L^-1; with M = L^-1 = [[m11, 0], [m21, m22]] it is M^T M."""
+    """(l11, l21, l22) -> (a, b, c) of Sigma^-1 = [[a, b], [b, c]], in pixels^-2:
+    Sigma^-1 = L^-T L^-1, and with M = L^-1 = [[m11, 0], [m21, m22]] it is M^T M."""
     l11, l21, l22 = cholesky.unbind(-1)
     m11, m22 = 1.0 / l11, 1.0 / l22
     m21 = -l21 * m11 * m22
@@ -65,7 +67,9 @@ def cholesky_from_conic(
 
 
 def cholesky_from_scale_rotation(scale: Tensor, rotation: Tensor, eps: float = EPS) -> Tensor:
-    """scale: [..., 2] standard deviations along the rotated axes; rotation: [...] radians."""
+    """scale: [..., 2] standard deviations (pixels) along the rotated axes; rotation: [...]
+    radians, counter-clockwise from +x -> (l11, l21, l22) [..., 3], clamped like
+    `cholesky_from_covariance`."""
     cos, sin = rotation.cos(), rotation.sin()
     v0, v1 = scale[..., 0] ** 2, scale[..., 1] ** 2
     sxx = cos * cos * v0 + sin * sin * v1

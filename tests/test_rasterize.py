@@ -11,7 +11,7 @@ import torch
 
 import tritonsplat as ts
 from tritonsplat.spec import gaussian_alpha, rasterize_spec
-from tritonsplat.testing import assert_close, inputs_of, random_free_field
+from tritonsplat.testing import assert_close, assert_compiles_like_eager, inputs_of, random_free_field, with_changes
 from tritonsplat.testing import compare as _compare
 from tritonsplat.testing import forward_and_grads as _forward_and_grads
 
@@ -184,21 +184,12 @@ def test_triton_a_dense_tile(device, n):
 
 
 def test_compiles_fullgraph_and_matches_eager():
-    torch._dynamo.reset()
     field = random_free_field(1, 12, 3, 10, 12, seed=7)
-    args = [field[k] for k in ("means", "cholesky", "colors", "opacity")]
 
     def fn(means, chol, colors, opacity):
         return ts.rasterize(means, chol, colors.sigmoid(), opacity, height=10, width=12, tile_size=4).square().sum()
 
-    results = []
-    for f in (fn, torch.compile(fn, fullgraph=True, backend="aot_eager")):
-        leaves = [t.detach().clone().requires_grad_() for t in args]
-        loss = f(*leaves)
-        results.append((loss, torch.autograd.grad(loss, leaves)))
-    assert_close(results[1][0], results[0][0], "loss")
-    for g, r in zip(results[1][1], results[0][1], strict=True):
-        assert_close(g, r, "grad")
+    assert_compiles_like_eager(fn, [field[k] for k in ("means", "cholesky", "colors", "opacity")])
 
 
 def _good():
@@ -227,11 +218,6 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))
 def test_bad_input_raises_the_same_clear_errors(case):
     changes, exc, pattern = BAD_INPUTS[case]
-    args, kw = _good(), dict(height=8, width=8)
-    for key, value in changes.items():
-        if key in args:
-            args[key] = value(args[key])
-        else:
-            kw[key] = value
+    args, kw = with_changes(_good(), dict(height=8, width=8), changes)
     with pytest.raises(exc, match=pattern):
         ts.rasterize(**args, **kw)

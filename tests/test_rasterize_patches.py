@@ -11,7 +11,7 @@ import torch
 
 import tritonsplat as ts
 from tritonsplat.spec import rasterize_patches_spec
-from tritonsplat.testing import assert_close, inputs_of, random_patch_field
+from tritonsplat.testing import assert_compiles_like_eager, inputs_of, random_patch_field, with_changes
 from tritonsplat.testing import compare as _compare
 from tritonsplat.testing import forward_and_grads as _forward_and_grads
 
@@ -171,29 +171,16 @@ def test_feathering_blends_neighbours_only_in_the_band(window):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_compiles_fullgraph_and_matches_eager(mode):
-    """The custom op traces into one graph (fullgraph=True raises on any graph break),
-    forward and backward (aot_eager traces the autograd graph too)."""
-    torch._dynamo.reset()
     field = random_patch_field(1, 2, 2, 6, 3, 8, overlap=1, seed=2)
     inputs = _inputs(field, mode, use_opacity=True)
 
-    def fn(means, cholesky, colors, opacity, background):
+    def fn(means, cholesky, colors, opacity, background=None):
         img = ts.rasterize_patches(
             means, cholesky.abs() + 0.1, colors, opacity, background=background, patch_size=8, overlap=1, mode=mode
         )
         return (img * img).sum()
 
-    present = [t for t in inputs if t is not None]
-    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
-    results = []
-    for f in (fn, compiled):
-        leaves = [t.detach().clone().requires_grad_() for t in present]
-        full = leaves + [None] * (5 - len(leaves))
-        loss = f(*full)
-        results.append((loss, torch.autograd.grad(loss, leaves)))
-    assert_close(results[1][0], results[0][0], "loss")
-    for g, r in zip(results[1][1], results[0][1], strict=True):
-        assert_close(g, r, "grad")
+    assert_compiles_like_eager(fn, [t for t in inputs if t is not None])
 
 
 @pytest.mark.slow
@@ -229,46 +216,32 @@ def _good():
     return dict(means=f["means"], cholesky=f["cholesky"], colors=f["colors"], opacity=f["opacity"])
 
 
-def _bad(**changes):
-    def make():
-        args = _good()
-        kw = dict(patch_size=8, overlap=1)
-        for key, value in changes.items():
-            if key in args:
-                args[key] = value(args[key]) if callable(value) else value
-            else:
-                kw[key] = value
-        return args, kw
-
-    return make
-
-
 BAD_INPUTS = {
-    "means rank": (_bad(means=lambda t: t[0]), ValueError, r"means: expected shape \(\*, \*, \*, \*, 2\), got \(2, 2, 4, 2\)"),
-    "means last axis": (_bad(means=lambda t: t[..., :1]), ValueError, r"means: expected shape .* got \(1, 2, 2, 4, 1\)"),
-    "cholesky K": (_bad(cholesky=lambda t: t[..., :3, :]), ValueError, r"cholesky: expected shape \(1, 2, 2, 4, 3\)"),
-    "colors batch": (_bad(colors=lambda t: t.expand(2, -1, -1, -1, -1)), ValueError, r"colors: expected shape \(1, 2, 2, 4, \*\)"),
-    "opacity shape": (_bad(opacity=lambda t: t[..., None]), ValueError, r"opacity: expected shape \(1, 2, 2, 4\)"),
-    "not a tensor": (_bad(colors=[1.0]), TypeError, r"colors: expected a torch.Tensor, got list"),
-    "integer dtype": (_bad(means=lambda t: t.long()), TypeError, r"means: expected float32, float64, bfloat16 or float16"),
-    "dtype mismatch": (_bad(colors=lambda t: t.double()), TypeError, r"colors: dtype torch.float64, but means is torch.float32"),
-    "NaN mean": (_bad(means=lambda t: t.index_fill(3, torch.tensor([1]), float("nan"))), ValueError, r"means: 8 non-finite value\(s\) \(NaN or inf\)"),
-    "inf color": (_bad(colors=lambda t: t.index_fill(4, torch.tensor([0]), float("inf"))), ValueError, r"colors: 16 non-finite"),
-    "zero diagonal": (_bad(cholesky=lambda t: t.index_fill(4, torch.tensor([2]), 0.0)), ValueError, r"cholesky: 16 zero diagonal"),
-    "overlap > P/2": (_bad(overlap=5), ValueError, r"overlap: expected an int in \[0, patch_size // 2 = 4\], got 5"),
-    "negative overlap": (_bad(overlap=-1), ValueError, r"overlap: expected an int in \[0, patch_size // 2 = 4\], got -1"),
-    "patch_size": (_bad(patch_size=0), ValueError, r"patch_size: expected a positive int, got 0"),
-    "mode": (_bad(mode="over"), ValueError, r"mode: expected one of 'sum', 'alpha', 'normalized', got 'over'"),
-    "window": (_bad(window="gauss"), ValueError, r"window: expected one of 'linear', 'cosine', 'box', got 'gauss'"),
-    "backend": (_bad(backend="cuda"), ValueError, r"backend: expected one of 'auto', 'triton', 'torch', got 'cuda'"),
-    "alpha_max": (_bad(alpha_max=1.5), ValueError, r"alpha_max: expected 0 < alpha_max <= 1, got 1.5"),
-    "alpha_min": (_bad(alpha_min=-0.1), ValueError, r"alpha_min: expected 0 <= alpha_min < alpha_max"),
-    "background mode": (_bad(background=torch.zeros(3)), ValueError, r"background: only used by mode='alpha'"),
+    "means rank": (dict(means=lambda t: t[0]), ValueError, r"means: expected shape \(\*, \*, \*, \*, 2\), got \(2, 2, 4, 2\)"),
+    "means last axis": (dict(means=lambda t: t[..., :1]), ValueError, r"means: expected shape .* got \(1, 2, 2, 4, 1\)"),
+    "cholesky K": (dict(cholesky=lambda t: t[..., :3, :]), ValueError, r"cholesky: expected shape \(1, 2, 2, 4, 3\)"),
+    "colors batch": (dict(colors=lambda t: t.expand(2, -1, -1, -1, -1)), ValueError, r"colors: expected shape \(1, 2, 2, 4, \*\)"),
+    "opacity shape": (dict(opacity=lambda t: t[..., None]), ValueError, r"opacity: expected shape \(1, 2, 2, 4\)"),
+    "not a tensor": (dict(colors=[1.0]), TypeError, r"colors: expected a torch.Tensor, got list"),
+    "integer dtype": (dict(means=lambda t: t.long()), TypeError, r"means: expected float32, float64, bfloat16 or float16"),
+    "dtype mismatch": (dict(colors=lambda t: t.double()), TypeError, r"colors: dtype torch.float64, but means is torch.float32"),
+    "NaN mean": (dict(means=lambda t: t.index_fill(3, torch.tensor([1]), float("nan"))), ValueError, r"means: 8 non-finite value\(s\) \(NaN or inf\)"),
+    "inf color": (dict(colors=lambda t: t.index_fill(4, torch.tensor([0]), float("inf"))), ValueError, r"colors: 16 non-finite"),
+    "zero diagonal": (dict(cholesky=lambda t: t.index_fill(4, torch.tensor([2]), 0.0)), ValueError, r"cholesky: 16 zero diagonal"),
+    "overlap > P/2": (dict(overlap=5), ValueError, r"overlap: expected an int in \[0, patch_size // 2 = 4\], got 5"),
+    "negative overlap": (dict(overlap=-1), ValueError, r"overlap: expected an int in \[0, patch_size // 2 = 4\], got -1"),
+    "patch_size": (dict(patch_size=0), ValueError, r"patch_size: expected a positive int, got 0"),
+    "mode": (dict(mode="over"), ValueError, r"mode: expected one of 'sum', 'alpha', 'normalized', got 'over'"),
+    "window": (dict(window="gauss"), ValueError, r"window: expected one of 'linear', 'cosine', 'box', got 'gauss'"),
+    "backend": (dict(backend="cuda"), ValueError, r"backend: expected one of 'auto', 'triton', 'torch', got 'cuda'"),
+    "alpha_max": (dict(alpha_max=1.5), ValueError, r"alpha_max: expected 0 < alpha_max <= 1, got 1.5"),
+    "alpha_min": (dict(alpha_min=-0.1), ValueError, r"alpha_min: expected 0 <= alpha_min < alpha_max"),
+    "background mode": (dict(background=torch.zeros(3)), ValueError, r"background: only used by mode='alpha'"),
     "background shape": (
-        _bad(background=torch.zeros(4), mode="alpha"), ValueError, r"background: expected shape \(3\), got \(4\)"
+        dict(background=torch.zeros(4), mode="alpha"), ValueError, r"background: expected shape \(3\), got \(4\)"
     ),
     "triton float64": (
-        _bad(means=lambda t: t.double(), cholesky=lambda t: t.double(), colors=lambda t: t.double(),
+        dict(means=lambda t: t.double(), cholesky=lambda t: t.double(), colors=lambda t: t.double(),
              opacity=lambda t: t.double(), backend="triton"),
         TypeError, r"means: backend='triton' takes float32, got torch.float64",
     ),
@@ -277,8 +250,8 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))
 def test_bad_input_raises_a_clear_error(case):
-    make, exc, pattern = BAD_INPUTS[case]
-    args, kw = make()
+    changes, exc, pattern = BAD_INPUTS[case]
+    args, kw = with_changes(_good(), dict(patch_size=8, overlap=1), changes)
     with pytest.raises(exc, match=pattern):
         ts.rasterize_patches(**args, **kw)
 

@@ -125,3 +125,30 @@ def random_free_field(
         opacity=rand(batch, n) * 0.8 + 0.2,
     )
     return {name: t.to(device=device, dtype=dtype).contiguous() for name, t in out.items()}
+
+
+def with_changes(args: dict, kw: dict, changes: dict) -> tuple[dict, dict]:
+    """A bad-input case: each change replaces a tensor argument (a callable is applied to
+    the good value) or sets a keyword argument."""
+    args, kw = dict(args), dict(kw)
+    for key, value in changes.items():
+        if key in args:
+            args[key] = value(args[key]) if callable(value) else value
+        else:
+            kw[key] = value
+    return args, kw
+
+
+def assert_compiles_like_eager(fn, tensors: list[Tensor]) -> None:
+    """`fn(*tensors)` (a scalar loss) traces into one graph (fullgraph=True raises on any
+    graph break), forward and backward (aot_eager traces the autograd graph too), and
+    gives eager's loss and gradients."""
+    torch._dynamo.reset()
+    results = []
+    for f in (fn, torch.compile(fn, fullgraph=True, backend="aot_eager")):
+        leaves = [t.detach().clone().requires_grad_() for t in tensors]
+        loss = f(*leaves)
+        results.append((loss, torch.autograd.grad(loss, leaves)))
+    assert_close(results[1][0], results[0][0], "loss")
+    for g, r in zip(results[1][1], results[0][1], strict=True):
+        assert_close(g, r, "grad")

@@ -16,15 +16,24 @@ from torch import Tensor
 from ...constants import NORMALIZED_EPS
 from .kernels import MODE_IDS, ROW_ALIGN, RUN, _grad_kernel, _prepare_kernel, _render_kernel, _state_kernel
 
-# Forward (pixel-parallel): 1 warp, PPT = 4 pixels per thread, so 128 canvas pixels per
-# program. An 18 x 18 canvas takes 3 programs (384 slots for 324 pixels, 16% idle): a
-# 1 x 128 x 128 image of 16 x 16 patches is 192 programs, more than an H100's 132 SMs.
-# With 1-warp CTAs the SM's 32-CTA limit caps occupancy at 32 warps; registers (see
-# `python -m tritonsplat.aot`) must stay <= 128 for 16 resident warps.
+# Forward (pixel-parallel): 1 warp, PPT = 4 pixels per thread, 128 canvas pixels per
+# program. sm_90, "sum", C = 3, 18 x 18 canvases (python -m tritonsplat.aot's reading):
+#   PPT  warps  PTX instr./pair  registers  warps/SM  slots for 324 pixels
+#    1    1         23.0            70        28       352 (11 programs)
+#    2    1         16.5            70        28       384
+#    4    1         13.2           106        18       384 (3 programs)   <- per useful pair 15.6
+#    4   2/4        13.2         102-103    16-18      512                 <- 20.9
+#    8    1         11.6           201         9       512                 <- 18.3, and half the warps
+# More pixels per thread amortise each row's loads over more pairs; past 4 the canvas no
+# longer fills the slots and the registers halve the resident warps. 3 programs per patch
+# also spread a small image: 1 x 128 x 128 of 16 x 16 patches is 192 programs, more than
+# an H100's 132 SMs.
 FWD_WARPS = 1
 FWD_PPT = 4
-# Backward (Gaussian-parallel): 1 warp, each thread owns RUN = 4 rows: 128 rows per
-# program, so K = 324 takes 3 programs per patch.
+# Backward (Gaussian-parallel): 1 warp, each thread owns RUN = 4 rows, 128 rows per
+# program: K = 324 takes 3 programs per patch (384 row slots). 25.5 PTX instructions per
+# pair at any warp count (118 registers, 16-17 warps per SM), but 2 or 4 warps need 512
+# row slots for K = 324 (58% idle against 19%).
 BWD_WARPS = 1
 # The states of mode "alpha" (front to back, then back to front, one row at a time):
 # 1 warp, 4 pixels per thread.

@@ -334,6 +334,23 @@ def test_command_line_prints_its_loopback_address():
         proc.wait(20)
 
 
+def test_the_command_is_the_librarys_and_installs_as_a_script():
+    """commands/serve.py imports the library, no other command (nor training code); the
+    page's files are package data; `python -m model.serve` is the shim."""
+    code = ("import sys, tritonsplat_inpaint.commands.serve; "
+            "print(sorted(m for m in sys.modules if m.startswith('tritonsplat_inpaint')))")  # fmt: skip
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    for name in ("commands.inpaint", "commands.train", "commands.evaluate", "training", "losses", "evaluation"):
+        assert f"'tritonsplat_inpaint.{name}'" not in loaded
+    assert sorted(p.name for p in serve.WEB.iterdir()) == ["app.css", "app.js", "index.html"]
+    assert serve.WEB == ROOT / "tritonsplat_inpaint" / "web"
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["tritonsplat-serve"] == "tritonsplat_inpaint.commands.serve:run"
+    assert "web/*" in project["tool"]["setuptools"]["package-data"]["tritonsplat_inpaint"]
+    assert len((ROOT / "model" / "serve.py").read_text().strip().splitlines()) <= 6
+
+
 # ---- the page in a headless Chromium -------------------------------------------------------
 
 

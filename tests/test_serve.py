@@ -130,6 +130,27 @@ def test_the_page_gives_what_the_command_line_gives(server, tmp_path):
     assert not np.array_equal(overlay[::4, ::4], _decode(result["image"]))
 
 
+def test_the_page_keeps_the_photographs_mode_as_the_command_line_does(server, tmp_path):
+    """RGBA and 16-bit grayscale photographs come back in their own mode, the file the command line writes."""
+    import cv2
+
+    image, mask = _example_pair()
+    for folder in ("in", "masks"):
+        (tmp_path / folder).mkdir()
+    Image.fromarray(np.dstack([image, np.full(image.shape[:2], 180, np.uint8)]), "RGBA").save(tmp_path / "in" / "rgba.png")
+    cv2.imwrite(str(tmp_path / "in" / "gray16.png"), (image.mean(-1) * 257).astype(np.uint16))
+    for name in ("rgba", "gray16"):
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{name}.png")
+    args = ["--image", str(tmp_path / "in"), "--mask", str(tmp_path / "masks"), "--out", str(tmp_path / "out")]
+    assert cli.main(args) == 0
+    for name in ("rgba", "gray16"):
+        status, events = _post(server, (tmp_path / "in" / f"{name}.png").read_bytes(), _png(mask), names=(f"{name}.png", "m.png"))
+        got = _decode(events[-1]["result"]["image"])
+        want = np.asarray(Image.open(tmp_path / "out" / f"{name}.png"))
+        assert status == 200 and np.array_equal(got, want)
+        assert got.shape[-1] == 4 if name == "rgba" else got.max() > 255
+
+
 def test_classical_fills_on_the_same_path(server):
     image, mask = _example_pair()
     status, events = _post(server, _png(image), _png(mask), method="telea")

@@ -36,7 +36,7 @@ import time
 import traceback
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -273,7 +273,9 @@ def fill_upload(
             array, report = inpaint_picture(net, picture, weight, tile=tile, keep_gaussians=True)
             timings["network"] = time.perf_counter() - start
             notes = notes + [f"warning: {n}" for n in report.notes]
-            runs, patch, overlap = report.runs, cfg.model.patch_size, cfg.model.overlap
+            patch, overlap = cfg.model.patch_size, cfg.model.overlap
+            # what the overlay draws, no more: a large photograph runs the network in many windows
+            runs = [replace(run, gaussians={k: run.gaussians[k] for k in ("means", "cholesky")}) for run in report.runs]
         else:
             progress(f"filling with {METHODS[method]}")
             start = time.perf_counter()
@@ -282,7 +284,11 @@ def fill_upload(
             timings["fill"] = time.perf_counter() - start
         with tempfile.TemporaryDirectory(prefix="tritonsplat-serve-") as tmp:
             out = Path(tmp) / "result.png"
-            write_image(array, out)  # as the command line writes it
+            try:
+                write_image(array, out)  # as the command line writes it
+            except ValueError as e:  # 16-bit grayscale with alpha: the command line refuses it too
+                raise PageError("The result cannot be written as a PNG in this photograph's mode.",
+                                str(e).replace("--out: ", "")) from None  # fmt: skip
             png = out.read_bytes()
     return Result(method, picture, weight, array, png, runs, patch, overlap, notes, timings)
 
@@ -316,10 +322,10 @@ def gathered_gaussians(runs: list[Run], patch_size: int, overlap: int) -> dict |
     over each patch's grid, for outlines), `run` [N] (which run); None without runs."""
     if not runs:
         return None
+    from tritonsplat.viz import image_means
+
     out = dict(means=[], cholesky=[], checker=[], run=[])
     for i, run in enumerate(runs):
-        from tritonsplat.viz import image_means
-
         g = run.gaussians
         keep = drawn_gaussians(run, patch_size, overlap).reshape(-1).numpy()
         k = g["means"].shape[-2]

@@ -1,4 +1,4 @@
-"""The inpainting page (model.serve): its API over loopback HTTP, and the page itself driven
+"""The inpainting page (tritonsplat_inpaint.commands.serve, `python -m model.serve`): its API over loopback HTTP, and the page itself driven
 in a real headless Chromium (Debian's, through Playwright's Python package) - skipped, with
 the reason, only when that browser is not installed.
 
@@ -25,16 +25,20 @@ import pytest
 import torch
 from PIL import Image
 
-pytest.importorskip("starlette", reason='model.serve needs the optional extra: pip install -e ".[serve]"')
-pytest.importorskip("uvicorn", reason='model.serve needs the optional extra: pip install -e ".[serve]"')
+pytest.importorskip("starlette", reason='the page needs the optional extra: pip install -e ".[serve]"')
+pytest.importorskip("uvicorn", reason='the page needs the optional extra: pip install -e ".[serve]"')
 
-from model import dino, serve  # noqa: E402
-from model import inpaint as cli  # noqa: E402
-from model.classical import telea  # noqa: E402
+from tritonsplat_inpaint import dino  # noqa: E402
+from tritonsplat_inpaint.checkpoint import RELEASED  # noqa: E402
+from tritonsplat_inpaint.classical import telea, to_uint8  # noqa: E402
+from tritonsplat_inpaint.commands import inpaint as cli  # noqa: E402
+from tritonsplat_inpaint.commands import serve  # noqa: E402
+from tritonsplat_inpaint.images import read_pair  # noqa: E402
+from tritonsplat_inpaint.infer import Run  # noqa: E402
 
 CHROMIUM = os.environ.get("TRITONSPLAT_CHROMIUM", "/usr/bin/chromium")
 MAX_PIXELS = 300_000  # china.jpg (427 x 640) fits, grace_hopper.jpg (512 x 600) does not
-EXAMPLE = serve.DEFAULT_CKPT / "example.png"
+EXAMPLE = RELEASED / "example.png"
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -64,16 +68,16 @@ def _png(array) -> bytes:
     return buf.getvalue()
 
 
-def _post(base, image: bytes, mask: bytes, method="model", names=("photo.png", "mask.png")):
+def _post(base, image: bytes, mask: bytes, method="model", names=("photo.png", "mask.png"), **fields):
     """multipart POST /api/inpaint -> (status, the JSON lines)."""
     boundary = uuid.uuid4().hex
     body = b""
     for key, data, name in (("image", image, names[0]), ("mask", mask, names[1])):
         body += (f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"; filename="{name}"\r\n'
                  "Content-Type: application/octet-stream\r\n\r\n").encode() + data + b"\r\n"  # fmt: skip
-    body += (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="method"\r\n\r\n{method}\r\n--{boundary}--\r\n'.encode()
-    )
+    for key, value in dict(method=method, **fields).items():
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+    body += f"--{boundary}--\r\n".encode()
     req = urllib.request.Request(
         f"{base}/api/inpaint", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
     )
@@ -108,6 +112,7 @@ def test_the_page_gives_what_the_command_line_gives(server, tmp_path):
     result = events[-1]["result"]
     assert {"read", "network", "encode", "total"} <= result["timings"].keys()
     assert result["gaussians"]["drawn"] > 0 and result["gaussians"]["drawn"] < result["gaussians"]["total"]
+    assert result["gaussians"]["runs"] >= 1
     Image.fromarray(image).save(tmp_path / "a.png")
     Image.fromarray(mask).save(tmp_path / "m.png")
     assert (
@@ -125,13 +130,34 @@ def test_the_page_gives_what_the_command_line_gives(server, tmp_path):
     assert not np.array_equal(overlay[::4, ::4], _decode(result["image"]))
 
 
+def test_the_page_keeps_the_photographs_mode_as_the_command_line_does(server, tmp_path):
+    """RGBA and 16-bit grayscale photographs come back in their own mode, the file the command line writes."""
+    import cv2
+
+    image, mask = _example_pair()
+    for folder in ("in", "masks"):
+        (tmp_path / folder).mkdir()
+    Image.fromarray(np.dstack([image, np.full(image.shape[:2], 180, np.uint8)]), "RGBA").save(tmp_path / "in" / "rgba.png")
+    cv2.imwrite(str(tmp_path / "in" / "gray16.png"), (image.mean(-1) * 257).astype(np.uint16))
+    for name in ("rgba", "gray16"):
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{name}.png")
+    args = ["--image", str(tmp_path / "in"), "--mask", str(tmp_path / "masks"), "--out", str(tmp_path / "out")]
+    assert cli.main(args) == 0
+    for name in ("rgba", "gray16"):
+        status, events = _post(server, (tmp_path / "in" / f"{name}.png").read_bytes(), _png(mask), names=(f"{name}.png", "m.png"))
+        got = _decode(events[-1]["result"]["image"])
+        want = np.asarray(Image.open(tmp_path / "out" / f"{name}.png"))
+        assert status == 200 and np.array_equal(got, want)
+        assert got.shape[-1] == 4 if name == "rgba" else got.max() > 255
+
+
 def test_classical_fills_on_the_same_path(server):
     image, mask = _example_pair()
     status, events = _post(server, _png(image), _png(mask), method="telea")
     result = events[-1]["result"]
     assert status == 200 and result["method"] == "telea" and result["gaussians"] is None and "fill" in result["timings"]
     img, m = torch.from_numpy(image).permute(2, 0, 1) / 255.0, torch.from_numpy(mask > 127).float()[None]
-    want = serve.to_uint8(torch.where(m.bool(), telea(img, m), img))
+    want = to_uint8(torch.where(m.bool(), telea(img, m), img))
     assert np.array_equal(_decode(result["image"]), want)
     try:
         urllib.request.urlopen(f"{server}/api/overlay/{result['id']}", timeout=10)
@@ -150,6 +176,7 @@ def test_classical_fills_on_the_same_path(server):
         ("mask-size", "The mask's size differs from the photograph's"),
         ("bad-mask", "The mask file is not an image the model can read"),
         ("too-large", "The image is too large: 600 x 600 = 360,000 pixels; this server takes at most 300,000"),
+        ("inverted", "89% of the photograph is marked as hole: is the mask inverted?"),
         ("method", "Unknown method"),
     ],  # fmt: skip
 )
@@ -174,6 +201,8 @@ def test_errors_in_plain_words_and_the_server_stays_up(server, case, title):
         big = np.zeros((600, 600), np.uint8)
         big[100:200, 100:200] = 255
         image_b, mask_b = _png(np.zeros((600, 600, 3), np.uint8)), _png(big)
+    elif case == "inverted":
+        mask_b = _png(255 - mask)
     elif case == "method":
         method = "magic"
     status, events = _post(server, image_b, mask_b, method, names=("notes.txt" if case == "text" else "a.png", "m.png"))
@@ -181,6 +210,45 @@ def test_errors_in_plain_words_and_the_server_stays_up(server, case, title):
     assert "/tmp" not in events[-1]["detail"]  # no server paths in the page
     with urllib.request.urlopen(f"{server}/api/info", timeout=10) as r:
         assert r.status == 200
+
+
+def test_inverted_and_large_holes_as_the_command_line_takes_them(server):
+    image, mask = _example_pair()
+    # what --invert-mask takes: black marks the hole; the fill is that of the mask itself
+    _, plain = _post(server, _png(image), _png(mask))
+    status, events = _post(server, _png(image), _png(255 - mask), invert="1")
+    assert status == 200 and events[-1]["result"]["image"] == plain[-1]["result"]["image"]
+    # --allow-large-hole: 89% filled, with the warning of a hole above the training range, in plain words
+    status, events = _post(server, _png(image), _png(255 - mask), allow_large="1")
+    notes = events[-1]["result"]["notes"]
+    assert [n["text"] for n in notes if n["level"] == "warning"] == [
+        "The hole is 89% of the photograph, above the 60% the model was trained on: expect a smooth, blurry fill."]
+
+
+def test_a_large_hole_runs_the_network_at_several_scales_and_the_overlay_shows_every_run(server, tmp_path):
+    """china.jpg (640 x 427) with a 150 px square and a scratch: the square is filled at a
+    quarter scale, the scratch at full resolution in its windows; the result is the command
+    line's, and the overlay draws the Gaussians of every run."""
+    china = Path(serve.examples()[1]["path"])
+    image = np.asarray(Image.open(china))
+    mask = np.zeros(image.shape[:2], np.uint8)
+    mask[100:250, 300:450] = 255
+    mask[380:384, 20:600] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    status, events = _post(server, china.read_bytes(), _png(mask), names=("china.jpg", "m.png"))
+    result = events[-1]["result"]
+    g = result["gaussians"]
+    assert status == 200 and g["runs"] >= 3 and g["scales"][0] == "1/1" and len(g["scales"]) >= 2, g
+    assert cli.main(["--image", str(china), "--mask", str(tmp_path / "m.png"), "--out", str(tmp_path / "o.png")]) == 0
+    assert np.array_equal(_decode(result["image"]), np.asarray(Image.open(tmp_path / "o.png")))
+    with urllib.request.urlopen(f"{server}/api/overlay/{result['id']}?sigma=1&style=outline", timeout=60) as r:
+        overlay = np.asarray(Image.open(io.BytesIO(r.read())))
+    zoom = overlay.shape[0] // image.shape[0]
+    assert overlay.shape[:2] == (image.shape[0] * zoom, image.shape[1] * zoom)
+    outlined = (overlay != np.repeat(np.repeat(_decode(result["image"]), zoom, 0), zoom, 1)).any(-1)
+    assert outlined[100 * zoom : 250 * zoom, 300 * zoom : 450 * zoom].mean() > 0.05  # the coarse run's
+    assert outlined[378 * zoom : 386 * zoom, 20 * zoom : 600 * zoom].mean() > 0.05  # the scratch's windows
+    assert not outlined[: 60 * zoom, : 200 * zoom].any()  # far from any hole: untouched
 
 
 def _turned_jpeg(path=None) -> bytes:
@@ -216,13 +284,14 @@ def test_opening_gives_the_pixels_the_model_reads(server, tmp_path):
     m[5:10, 5:10] = 255
     Image.fromarray(m).save(tmp_path / "m.png")
     try:
-        want, _ = cli.read_pair(tmp_path / "turned.jpg", tmp_path / "m.png")
+        want, _, _ = read_pair(tmp_path / "turned.jpg", tmp_path / "m.png")
     except ValueError:  # the inference path turns the image as its EXIF says
         Image.fromarray(m.T.copy()).save(tmp_path / "m.png")
-        want, _ = cli.read_pair(tmp_path / "turned.jpg", tmp_path / "m.png")
+        want, _, _ = read_pair(tmp_path / "turned.jpg", tmp_path / "m.png")
     status, answer = _open(server, data)
-    assert status == 200 and (answer["height"], answer["width"]) == tuple(want.shape[-2:])
-    assert np.array_equal(_decode(answer["image"]), serve.to_uint8(want))
+    assert status == 200 and (answer["height"], answer["width"]) == tuple(want.rgb.shape[-2:])
+    assert np.array_equal(_decode(answer["image"]), to_uint8(want.rgb))
+    assert "EXIF orientation (6)" in answer["notes"][0]["text"]
     status, answer = _open(server, b"not an image", name="notes.txt")
     assert status == 400 and answer["error"].startswith("This file is not a photograph")
     status, answer = _open(server, _png(np.zeros((600, 600, 3), np.uint8)))
@@ -244,15 +313,30 @@ def test_examples_are_served(server):
 
 
 def test_drawn_gaussians_are_those_of_patches_touching_the_hole():
-    mask = torch.zeros(1, 40, 40)
-    mask[0, 20, 33] = 1  # patch (1, 2) of 16 px patches; its canvas reaches rows 15..32, cols 31..48
-    result = serve.Result("model", torch.zeros(3, 40, 40), mask, torch.zeros(3, 40, 40),
-                          dict(means=torch.zeros(1, 3, 3, 4, 2)), patch_size=16, overlap=1)  # fmt: skip
-    keep = serve.drawn_gaussians(result)
+    mask = torch.zeros(40, 40, dtype=torch.bool)
+    mask[20, 33] = True  # patch (1, 2) of 16 px patches; its canvas reaches rows 15..32, cols 31..48
+    run = Run(0, (1.0, 1.0), 0, 0, mask, dict(means=torch.zeros(1, 3, 3, 4, 2)))
+    keep = serve.drawn_gaussians(run, patch_size=16, overlap=1)
     assert keep.shape == (1, 3, 3, 4) and keep[0, 1, 2].all() and keep.sum() == 4
-    mask[0, 20, 33], mask[0, 20, 32] = 0, 1  # column 32: patch 2's core, and patch 1's right overlap
-    keep = serve.drawn_gaussians(result)
+    mask[20, 33], mask[20, 32] = False, True  # column 32: patch 2's core, and patch 1's right overlap
+    keep = serve.drawn_gaussians(run, patch_size=16, overlap=1)
     assert keep[0, 1, 1:].all() and keep.sum() == 8
+
+
+def test_the_overlay_gathers_every_run_in_the_photographs_pixels():
+    """Two runs: a full-resolution window at (top 0, left 32) and a window at half scale:
+    each run's drawn Gaussians land in the photograph's pixels, the coarse one's twice as large."""
+    means = torch.full((1, 2, 2, 1, 2), 8.0)  # one Gaussian in the middle of each 16 px patch
+    chol = torch.tensor([2.0, 0.5, 1.0]).expand(1, 2, 2, 1, 3)
+    fine = torch.zeros(32, 32, dtype=torch.bool)
+    fine[4, 4] = True  # touches patch (0, 0) only
+    coarse = torch.zeros(32, 32, dtype=torch.bool)
+    coarse[20, 20] = True  # patch (1, 1)
+    runs = [Run(0, (1.0, 1.0), 0, 32, fine, dict(means=means, cholesky=chol)),
+            Run(1, (2.0, 2.0), 0, 0, coarse, dict(means=means, cholesky=chol))]  # fmt: skip
+    g = serve.gathered_gaussians(runs, patch_size=16, overlap=1)
+    assert g["means"].tolist() == [[40.0, 8.0], [48.0, 48.0]]
+    assert g["cholesky"].tolist() == [[2.0, 0.5, 1.0], [4.0, 1.0, 2.0]] and g["run"].tolist() == [0, 1]
 
 
 def test_command_line_prints_its_loopback_address():
@@ -269,6 +353,23 @@ def test_command_line_prints_its_loopback_address():
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_the_command_is_the_librarys_and_installs_as_a_script():
+    """commands/serve.py imports the library, no other command (nor training code); the
+    page's files are package data; `python -m model.serve` is the shim."""
+    code = ("import sys, tritonsplat_inpaint.commands.serve; "
+            "print(sorted(m for m in sys.modules if m.startswith('tritonsplat_inpaint')))")  # fmt: skip
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    for name in ("commands.inpaint", "commands.train", "commands.evaluate", "training", "losses", "evaluation"):
+        assert f"'tritonsplat_inpaint.{name}'" not in loaded
+    assert sorted(p.name for p in serve.WEB.iterdir()) == ["app.css", "app.js", "index.html"]
+    assert serve.WEB == ROOT / "tritonsplat_inpaint" / "web"
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["tritonsplat-serve"] == "tritonsplat_inpaint.commands.serve:run"
+    assert "web/*" in project["tool"]["setuptools"]["package-data"]["tritonsplat_inpaint"]
+    assert len((ROOT / "model" / "serve.py").read_text().strip().splitlines()) <= 6
 
 
 # ---- the page in a headless Chromium -------------------------------------------------------
@@ -436,6 +537,22 @@ def test_page_errors_in_plain_words(page, server, tmp_path):
     _stroke(page)
     _run(page)
     assert page.locator("#error").is_hidden() and page.locator("#compare-wrap").is_visible()
+    # a mask file that marks what to keep: refused as inverted, in plain words; filled when a large hole is allowed,
+    # with the warning of a hole above the training range
+    m = np.full((128, 128), 255, np.uint8)
+    m[40:70, 30:90] = 0
+    Image.fromarray(m).save(tmp_path / "keep.png")
+    page.set_input_files("#mask-file", str(tmp_path / "keep.png"))
+    page.wait_for_function("window.inpaintPage.maskFile && window.inpaintPage.maskFile.name === 'keep.png'")
+    _run(page)
+    assert "89% of the photograph is marked as hole: is the mask inverted?" in page.text_content("#error-title")
+    page.check("#allow-large")
+    _run(page)
+    assert page.locator("#error").is_hidden()
+    assert page.inner_text("#notes li.warning").startswith("The hole is 89% of the photograph, above the 60%")
+    page.check("#show-gaussians")
+    page.wait_for_selector("#overlay[data-key='1-outline']", state="visible")
+    assert re.search(r"Gaussians from \d+ network runs? \(scale 1/\d", page.text_content("#gaussian-info"))
 
 
 def test_page_paints_on_what_the_model_reads(page, server, tmp_path):

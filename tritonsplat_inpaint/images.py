@@ -29,6 +29,8 @@ import torch
 from PIL import Image, ImageOps
 
 BLACK, WHITE = 0.04, 0.96  # mask values at or below BLACK are no hole, at or above WHITE all hole
+TRAINED_RATIO = 0.6  # the largest hole ratio of the training curriculum
+INVERTED_RATIO = 0.7  # above this, the mask is taken to be inverted unless told otherwise
 ORIENTATION = 0x0112  # the EXIF tag
 # the array transposes of EXIF orientations 2-8, as exif_transpose does them
 _TRANSPOSES = {
@@ -194,6 +196,30 @@ def read_mask(path: Path, size: tuple[int, int], image_orientation: int = 1, arg
     if soft:
         notes.append(f"soft mask: {soft} pixels between black and white; the fill is blended over them in proportion")
     return weight, notes
+
+
+def read_pair(image_path: Path, mask_path: Path, invert: bool = False, allow_large: bool = False,
+              ) -> tuple[Picture, torch.Tensor, list[str]]:  # fmt: skip
+    """(picture, hole weights [H, W] in [0, 1], notes) after every check on the pair: what
+    `python -m model.inpaint` and the inpainting page read. Raises ValueError for an empty
+    or full mask, and for one that is mostly hole (likely inverted) unless `invert` or
+    `allow_large`; a hole above the training range is a note starting with "warning:"."""
+    picture = read_image(image_path)
+    weight, notes = read_mask(mask_path, picture.size, picture.orientation, invert=invert)
+    ratio = float((weight > 0).mean())
+    if ratio == 0:
+        raise ValueError(f"--mask: empty (every pixel black) in {mask_path}: nothing to inpaint; white marks the hole")
+    if ratio == 1:
+        raise ValueError(f"--mask: full (every pixel a hole) in {mask_path}: nothing to inpaint from")
+    if ratio > INVERTED_RATIO and not allow_large:
+        raise ValueError(
+            f"--mask: {ratio:.0%} of {mask_path} is hole (white = hole): is the mask inverted? Pass --invert-mask "
+            f"if white marks what to keep, or --allow-large-hole to fill {ratio:.0%} of the image anyway"
+        )
+    if ratio > TRAINED_RATIO:
+        notes.append(f"warning: the hole is {ratio:.0%} of the image, above the {TRAINED_RATIO:.0%} the model was "
+                     "trained on; expect a smooth, blurry fill")  # fmt: skip
+    return picture, torch.from_numpy(weight), picture.notes + notes
 
 
 def compose(picture: Picture, fill: torch.Tensor, weight: np.ndarray) -> np.ndarray:

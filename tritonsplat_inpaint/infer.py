@@ -19,6 +19,11 @@ network fills its middle with a smear and, over a large image, takes gigabytes. 
 4. The fill is brought back to full resolution (bilinear) and written into that scale's
    hole pixels only; every known pixel is kept exactly as given.
 
+`inpaint_picture` is the whole path from a photograph as `images.read_pair` read it to
+the array written back (`images.compose`): `python -m model.inpaint` and the inpainting
+page both call it. With `keep_gaussians=True` the report also holds every network run's
+window and the Gaussians it rendered (`Report.runs`), for pictures of them.
+
 `method="blend"` runs the same plan with the network's classical starting blend (the
 fills it mixes, at their prior weights) in place of the network: the baseline that the
 network must not do worse than.
@@ -35,15 +40,30 @@ import torch
 import torch.nn.functional as F
 
 from .classical import fill_batch
+from .images import Picture, compose
 from .network import InpaintNet
 
 
 @dataclass
+class Run:
+    """One run of the network by `inpaint`: a window at one working scale, and what it rendered."""
+
+    level: int  # the working scale is 2^-level
+    scale: tuple[float, float]  # full-resolution pixels per working pixel (y, x)
+    top: int  # the window's corner, in working pixels
+    left: int
+    target: torch.Tensor  # [h, w] bool: the window's pixels whose fill is written back at this scale
+    gaussians: dict  # the network's `gaussians` (means [1, Hp, Wp, K, 2] patch-local, ...), on the CPU
+
+
+@dataclass
 class Report:
-    """What `inpaint` did: per scale the holes, windows and working size."""
+    """What `inpaint` did: per scale the holes, windows and working size; with
+    `keep_gaussians`, every network run (`runs`)."""
 
     scales: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
 
 
 def hole_scales(hole: np.ndarray, radius: float, max_level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -93,9 +113,10 @@ def starting_blend(net: InpaintNet, image: torch.Tensor, mask: torch.Tensor) -> 
 
 
 def _fill_scale(fn, image: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, tile: int, overlap: int,
-                multiple: int) -> tuple[torch.Tensor, int]:  # fmt: skip
+                multiple: int, on_window=None) -> tuple[torch.Tensor, int]:  # fmt: skip
     """[3, h, w] filled by `fn` in overlapping windows, over the windows that touch
-    `target` ([h, w] bool); elsewhere the input."""
+    `target` ([h, w] bool); elsewhere the input. `on_window(top, left, target window)` is
+    called after each window's run."""
     h, w = image.shape[-2:]
     acc = torch.zeros_like(image)
     weight = torch.zeros(h, w)
@@ -109,6 +130,8 @@ def _fill_scale(fn, image: torch.Tensor, mask: torch.Tensor, target: torch.Tenso
             m = mask[None, None, top : top + th, left : left + tw]
             with torch.no_grad():
                 out = _pad_run(fn, x, m, multiple)[0].clamp(0, 1)
+            if on_window is not None:
+                on_window(top, left, target[top : top + th, left : left + tw])
             ramp = _ramp(th, overlap)[:, None] * _ramp(tw, overlap)[None]
             acc[:, top : top + th, left : left + tw] += out * ramp
             weight[top : top + th, left : left + tw] += ramp
@@ -120,10 +143,12 @@ def _fill_scale(fn, image: torch.Tensor, mask: torch.Tensor, target: torch.Tenso
 
 
 def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method: str = "model", tile: int = 256,
-            overlap: int = 64, radius: float | None = None) -> tuple[torch.Tensor, Report]:  # fmt: skip
+            overlap: int = 64, radius: float | None = None, keep_gaussians: bool = False,
+            ) -> tuple[torch.Tensor, Report]:  # fmt: skip
     """image [3, H, W] in [0, 1], hole [H, W] or [1, H, W] (nonzero = hole) -> (image with
     every hole pixel filled and every known pixel exactly as given, what was done). See
-    the module docstring for the plan."""
+    the module docstring for the plan; `keep_gaussians` records every network run's
+    Gaussians in `Report.runs` (method "model" with a Gaussian decoder)."""
     if method not in ("model", "blend"):
         raise ValueError(f"method: expected 'model' or 'blend', got {method!r}")
     cfg = net.cfg
@@ -143,10 +168,15 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
             f"{len(too_thick)} hole(s) up to {2 * too_thick.max():.0f} px thick: beyond what the network was "
             "trained on even at its smallest working scale; expect a smooth fill"
         )
+    rendered = []  # the last run's Gaussians, until on_window files them
+
     if method == "model":
 
         def fn(x, m):
-            return net(x, m)["pred"]
+            out = net(x, m)
+            if keep_gaussians and out.get("gaussians") is not None:
+                rendered.append({k: None if v is None else v.detach().cpu() for k, v in out["gaussians"].items()})
+            return out["pred"]
 
     else:
 
@@ -164,7 +194,13 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
             work = F.interpolate(result[None], size=(h, w), mode="area")[0]
             work_hole = F.interpolate(remaining[None, None].float(), size=(h, w), mode="area")[0, 0] > 0
             target = F.interpolate(here[None, None].float(), size=(h, w), mode="area")[0, 0] > 0
-        filled, windows = _fill_scale(fn, work, work_hole.float(), target, tile, overlap, multiple)
+        scale = (H / work.shape[-2], W / work.shape[-1])
+
+        def on_window(top, left, window_target, k=k, scale=scale):
+            if rendered:
+                report.runs.append(Run(k, scale, top, left, window_target.clone(), rendered.pop()))
+
+        filled, windows = _fill_scale(fn, work, work_hole.float(), target, tile, overlap, multiple, on_window)
         if k:
             filled = F.interpolate(filled[None], size=(H, W), mode="bilinear", align_corners=False)[0]
         result[:, here] = filled[:, here]
@@ -173,3 +209,12 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
                               "pixels": int(here.sum()), "working_size": list(work.shape[-2:]),
                               "windows": windows})  # fmt: skip
     return result.clamp(0, 1), report
+
+
+def inpaint_picture(net: InpaintNet, picture: Picture, weight: torch.Tensor, *, method: str = "model",
+                    tile: int = 256, keep_gaussians: bool = False) -> tuple[np.ndarray, Report]:  # fmt: skip
+    """A photograph and its hole weights as `images.read_pair` gives them -> (the
+    photograph's own array with the hole filled, in its own mode and bits, known pixels
+    exactly as stored: what `python -m model.inpaint` writes; what was done)."""
+    filled, report = inpaint(net, picture.rgb, weight > 0, method=method, tile=tile, keep_gaussians=keep_gaussians)
+    return compose(picture, filled, weight.numpy() if isinstance(weight, torch.Tensor) else weight), report

@@ -19,37 +19,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from ..checkpoint import RELEASED, load_model
 from ..cli import add_debug, entry, prog
 from ..data import IMAGE_SUFFIXES
-from ..images import Picture, compose, read_image, read_mask, write_image
-from ..infer import inpaint
-
-TRAINED_RATIO = 0.6  # the largest hole ratio of the training curriculum
-INVERTED_RATIO = 0.7  # above this, the mask is taken to be inverted unless told otherwise
-
-
-def read_pair(image_path: Path, mask_path: Path, invert: bool = False, allow_large: bool = False,
-              ) -> tuple[Picture, torch.Tensor, list[str]]:  # fmt: skip
-    """(picture, hole weights [H, W] in [0, 1], notes) after every check on the pair."""
-    picture = read_image(image_path)
-    weight, notes = read_mask(mask_path, picture.size, picture.orientation, invert=invert)
-    ratio = float((weight > 0).mean())
-    if ratio == 0:
-        raise ValueError(f"--mask: empty (every pixel black) in {mask_path}: nothing to inpaint; white marks the hole")
-    if ratio == 1:
-        raise ValueError(f"--mask: full (every pixel a hole) in {mask_path}: nothing to inpaint from")
-    if ratio > INVERTED_RATIO and not allow_large:
-        raise ValueError(
-            f"--mask: {ratio:.0%} of {mask_path} is hole (white = hole): is the mask inverted? Pass --invert-mask "
-            f"if white marks what to keep, or --allow-large-hole to fill {ratio:.0%} of the image anyway"
-        )
-    if ratio > TRAINED_RATIO:
-        notes.append(f"warning: the hole is {ratio:.0%} of the image, above the {TRAINED_RATIO:.0%} the model was "
-                     "trained on; expect a smooth, blurry fill")  # fmt: skip
-    return picture, torch.from_numpy(weight), picture.notes + notes
+from ..images import INVERTED_RATIO, read_pair, write_image
+from ..infer import inpaint_picture
 
 
 def _pairs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Path]]:
@@ -110,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     for (picture, weight, notes), out in loaded:
         for note in notes:
             print(f"{picture.path.name}: {note}", file=sys.stderr)
-        filled, report = inpaint(net, picture.rgb, weight > 0, method=args.method, tile=args.tile)
+        array, report = inpaint_picture(net, picture, weight, method=args.method, tile=args.tile)
         for note in report.notes:
             print(f"{picture.path.name}: warning: {note}", file=sys.stderr)
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_image(compose(picture, filled, weight.numpy()), out)
+        write_image(array, out)
         scales = ", ".join(f"{s['holes']} at 1/{round(1 / s['scale'])}" for s in report.scales)
         print(f"wrote {out} (holes filled: {scales})")
     return 0

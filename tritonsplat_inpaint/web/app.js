@@ -1,5 +1,6 @@
 // The inpainting page: a photo canvas with a mask canvas over it, painted with pointer
-// events; the server (model/serve.py) reads, fills and draws. No library, nothing fetched
+// events; the server (tritonsplat_inpaint/commands/serve.py) reads, fills and draws, on the
+// inference path of python -m model.inpaint. No library, nothing fetched
 // from anywhere but this server.
 "use strict";
 
@@ -10,6 +11,7 @@ const MASK_RGB = "rgb(255, 32, 32)";
 const state = {
   info: null, file: null, name: "", width: 0, height: 0, tool: "brush", undo: [], busy: false,
   result: null, overlays: {}, lastRoundTrip: null,
+  maskFile: null, // a loaded mask file, sent as it is (the command line's reading) until painted over
 };
 window.inpaintPage = state; // for the browser tests
 
@@ -21,6 +23,20 @@ function showError(title, detail) {
 }
 function clearError() { $("error").hidden = true; }
 $("error-close").onclick = clearError;
+
+// what the inference path noted (EXIF turns, soft or coloured masks) and warned about (a
+// hole above the training range, one too thick for any working scale), in plain words
+function showNotes(notes) {
+  const list = $("notes");
+  list.replaceChildren(...(notes || []).map((n) => {
+    const li = document.createElement("li");
+    li.className = n.level;
+    li.textContent = n.text;
+    li.title = n.said;
+    return li;
+  }));
+  list.hidden = !list.children.length;
+}
 
 // ---- opening a photograph -------------------------------------------------------------
 async function openPhoto(blob, name, maskBlob) {
@@ -36,6 +52,7 @@ async function openPhoto(blob, name, maskBlob) {
     const answer = await r.json();
     if (!r.ok) { showError(answer.error.replace(/^This file/, name), answer.detail); return; }
     bitmap = await createImageBitmap(await (await fetch(answer.image)).blob());
+    showNotes(answer.notes);
   } catch (e) {
     showError("The server could not be reached.", String(e));
     return;
@@ -44,7 +61,7 @@ async function openPhoto(blob, name, maskBlob) {
   for (const c of [photo, maskCanvas]) { c.width = bitmap.width; c.height = bitmap.height; }
   photoCtx.drawImage(bitmap, 0, 0);
   maskCtx.clearRect(0, 0, bitmap.width, bitmap.height);
-  state.undo = [];
+  state.undo = []; state.maskFile = null;
   $("placeholder").hidden = true;
   $("size").value = Math.max(4, Math.round(Math.max(bitmap.width, bitmap.height) / 16));
   $("size-out").textContent = $("size").value;
@@ -81,46 +98,51 @@ async function openExample(ex) {
 
 // ---- the mask -------------------------------------------------------------------------
 function snapshot() {
-  state.undo.push(maskCtx.getImageData(0, 0, maskCanvas.width, maskCanvas.height));
+  state.undo.push({ pixels: maskCtx.getImageData(0, 0, maskCanvas.width, maskCanvas.height), file: state.maskFile });
   if (state.undo.length > 40) state.undo.shift();
 }
 function undo() {
   const last = state.undo.pop();
-  if (last) maskCtx.putImageData(last, 0, 0);
+  if (last) { maskCtx.putImageData(last.pixels, 0, 0); state.maskFile = last.file; }
   updateButtons();
 }
 function clearMask() {
   if (!state.file) return;
   snapshot();
   maskCtx.clearRect(0, 0, maskCanvas.width, maskCanvas.height);
+  state.maskFile = null;
   updateButtons();
 }
 
 async function loadMask(blob, name) {
-  let bitmap;
+  // the server reads it as python -m model.inpaint does (any non-black colour is hole, soft
+  // edges, EXIF orientation, its size against the photograph's) and sends back the hole
+  // weights; the file itself is what a fill sends, until the mask is painted over
+  let answer;
   try {
-    bitmap = await createImageBitmap(blob, { imageOrientation: "from-image" });
+    const form = new FormData();
+    form.append("image", state.file, state.name || "image.png");
+    form.append("mask", blob, name);
+    const r = await fetch("/api/mask", { method: "POST", body: form });
+    answer = await r.json();
+    if (!r.ok) { showError(answer.error, answer.detail); return; }
   } catch (e) {
-    showError(`${name} is not a mask image the page can read.`, "A mask is a picture with white where the hole is.");
+    showError("The server could not be reached.", String(e));
     return;
   }
-  if (bitmap.width !== state.width || bitmap.height !== state.height) {
-    showError("The mask's size differs from the photograph's.",
-      `mask ${bitmap.width} x ${bitmap.height}, photograph ${state.width} x ${state.height}`);
-    return;
-  }
+  const bitmap = await createImageBitmap(await (await fetch(answer.mask)).blob());
   const tmp = new OffscreenCanvas(bitmap.width, bitmap.height);
   const t = tmp.getContext("2d");
   t.drawImage(bitmap, 0, 0);
   const src = t.getImageData(0, 0, bitmap.width, bitmap.height).data;
   snapshot();
   const out = maskCtx.createImageData(bitmap.width, bitmap.height);
-  for (let i = 0; i < src.length; i += 4) {
-    // white (> 127) is a hole, as for python -m model.inpaint
-    const grey = 0.299 * src[i] + 0.587 * src[i + 1] + 0.114 * src[i + 2];
-    if (grey > 127) { out.data[i] = 255; out.data[i + 1] = 32; out.data[i + 2] = 32; out.data[i + 3] = 255; }
+  for (let i = 0; i < src.length; i += 4) { // the hole weight as the paint's opacity
+    out.data[i] = 255; out.data[i + 1] = 32; out.data[i + 2] = 32; out.data[i + 3] = src[i];
   }
   maskCtx.putImageData(out, 0, 0);
+  state.maskFile = { blob, name };
+  showNotes(answer.notes);
   updateButtons();
 }
 $("mask-file").onchange = (e) => {
@@ -166,6 +188,7 @@ maskCanvas.addEventListener("pointerdown", (e) => {
   if (!state.file || state.busy) return;
   maskCanvas.setPointerCapture(e.pointerId);
   snapshot();
+  state.maskFile = null; // painted over: the canvas is the mask now
   last = toImage(e);
   paint(last, last);
 });
@@ -216,8 +239,11 @@ async function run(method) {
   try {
     const form = new FormData();
     form.append("image", state.file, state.name || "image.png");
-    form.append("mask", await maskPng(), "mask.png");
+    if (state.maskFile) form.append("mask", state.maskFile.blob, state.maskFile.name);
+    else form.append("mask", await maskPng(), "mask.png");
     form.append("method", method);
+    form.append("invert", $("invert-mask").checked ? "1" : "");
+    form.append("allow_large", $("allow-large").checked ? "1" : "");
     const response = await fetch("/api/inpaint", { method: "POST", body: form });
     if (!response.ok) {
       const e = await response.json().catch(() => ({ error: `The server answered ${response.status}.` }));
@@ -263,6 +289,7 @@ const TITLES = { model: "the model (2D Gaussians)", telea: "Telea", "navier-stok
   biharmonic: "biharmonic" };
 function clearResult() {
   state.result = null; state.overlays = {};
+  $("gaussian-info").textContent = "";
   $("compare-wrap").hidden = $("result-tools").hidden = $("timings").hidden = true;
   $("result-title").textContent = "none yet";
   $("show-gaussians").checked = false;
@@ -281,8 +308,10 @@ function showResult(r, roundTrip) {
   zoom();
   const g = $("show-gaussians");
   g.disabled = !r.gaussians;
-  g.parentElement.title = r.gaussians ? `${r.gaussians.drawn.toLocaleString("en")} Gaussians rendered the fill`
-    : "a classical fill has no Gaussians";
+  g.parentElement.title = r.gaussians ? `${r.gaussians.drawn.toLocaleString("en")} Gaussians rendered the fill, ` +
+    `from ${r.gaussians.runs} network run${r.gaussians.runs > 1 ? "s" : ""} (windows at scale ` +
+    `${r.gaussians.scales.join(", ")}), all drawn` : "a classical fill has no Gaussians";
+  showNotes(r.notes);
   if (!r.gaussians) g.checked = false;
   $("overlay").hidden = true;
   slide();
@@ -349,13 +378,16 @@ async function showOverlay() {
     await new Promise((ok) => { img.onload = ok; img.src = state.overlays[key]; if (img.complete) ok(); });
     img.hidden = false;
     img.dataset.key = key;
+    const n = r.gaussians.runs;
+    $("gaussian-info").textContent = `${r.gaussians.drawn.toLocaleString("en")} Gaussians from ${n} network ` +
+      `run${n > 1 ? "s" : ""} (scale ${r.gaussians.scales.join(", ")})`;
   } catch (e) {
     showError("The Gaussians could not be drawn.", String(e));
   }
 }
 $("show-gaussians").onchange = () => {
   if ($("show-gaussians").checked) showOverlay();
-  else { $("overlay").hidden = true; delete $("overlay").dataset.key; }
+  else { $("overlay").hidden = true; delete $("overlay").dataset.key; $("gaussian-info").textContent = ""; }
 };
 $("sigma").onchange = $("style").onchange = () => { if ($("show-gaussians").checked) showOverlay(); };
 

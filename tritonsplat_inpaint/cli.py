@@ -31,6 +31,19 @@ def entry(main: Callable[[list[str] | None], int], argv: list[str] | None = None
         return 1
 
 
+def write_report(out, stem: str, data: dict, table: str) -> None:
+    """A command's results: `<stem>.json` (the figures) and `<stem>.md` (the table) in
+    `out`, created if need be; the table is also printed."""
+    import json
+    from pathlib import Path
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(data, indent=1) + "\n")
+    (out / f"{stem}.md").write_text(table + "\n")
+    print(table)
+
+
 def prog(name: str) -> str:
     """The command as the user typed it, for usage lines: `python -m model.NAME` (the
     clone's shorthand), `python -m tritonsplat_inpaint.commands.NAME`, or the installed

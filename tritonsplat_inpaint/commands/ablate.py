@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import checkpoint
 from ..checkpoint import load_model
-from ..cli import add_debug, entry, prog
+from ..cli import add_debug, entry, prog, write_report
 from ..config import Config, override, preset
 from ..evaluation import MODEL, evaluate
 from ..training import train
@@ -131,12 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     base = override(preset(args.preset), args.set)
     base.train.steps = args.steps
     summary = run_variants(base, args.only, args.out, args.per_image, not args.no_compile, not args.no_progress)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ablation.json").write_text(json.dumps(summary, indent=1) + "\n")
-    table = markdown(summary)
-    (args.out / "ablation.md").write_text(table + "\n")
+    write_report(args.out, "ablation", summary, markdown(summary))
     plot(summary, args.out / "ablation.png")
-    print(table)
     return 0
 
 

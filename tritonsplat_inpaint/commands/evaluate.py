@@ -12,12 +12,11 @@ Writes results.md, results.json and examples.png.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from ..checkpoint import RELEASED, load_model
-from ..cli import add_debug, entry, prog
+from ..cli import add_debug, entry, prog, write_report
 from ..evaluation import evaluate, markdown
 
 
@@ -61,12 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     results["trained_dino"] = net.trained_dino
     results["checkpoint"] = str(args.ckpt)
     results["seconds"] = time.perf_counter() - start
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    table = markdown(results, net.dino_source)
-    (args.out / "results.md").write_text(table + "\n")
+    write_report(args.out, "results", results, markdown(results, net.dino_source))
     _grid(examples, args.out / "examples.png")
-    print(table)
     return 0
 
 

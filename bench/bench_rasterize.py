@@ -58,4 +58,4 @@ def bench_rasterize(benchmark, impl, size, gaussians, backward):
     benchmark.group = f"rasterize {size}x{size} N={gaussians} {'forward+backward' if backward else 'forward'}"
     case = dict(impl=impl, size=size, gaussians=gaussians, backward=backward)
     rounds = 2 if impl == "spec" else 5
-    measure(benchmark, "bench.bench_free:make_case", case, _evaluated_pairs(impl, size, gaussians), rounds, DEVICE)
+    measure(benchmark, "bench.bench_rasterize:make_case", case, _evaluated_pairs(impl, size, gaussians), rounds, DEVICE)

@@ -47,7 +47,7 @@ def _run(benchmark, impl: str, batch: int, size: int, backward: bool, rounds: in
         pytest.skip("the dense baseline would not fit")
     pairs = batch * (size // P) ** 2 * K * (P + 2 * OVERLAP) ** 2
     case = dict(impl=impl, batch=batch, size=size, backward=backward)
-    measure(benchmark, "bench.bench_patches:make_case", case, pairs, rounds, DEVICE)
+    measure(benchmark, "bench.bench_rasterize_patches:make_case", case, pairs, rounds, DEVICE)
 
 
 @pytest.mark.parametrize("impl", ["torch", "triton", "spec"])

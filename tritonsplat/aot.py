@@ -184,7 +184,7 @@ def kernel_specs(channels=CHANNELS, modes=MODES):
             for free in (False, True):
                 geometry = dict(SIDE=16, OFFSET=-7.5) if free else dict(SIDE=18, OFFSET=-7.5)
                 prefix = "rasterize" if free else "rasterize_patches"
-                fwd = dict(geometry, ORIGIN=0, FREE=free, RAW=False, MODE=mode_id, HAS_BG=mode == "alpha", CB=cb,
+                fwd = dict(geometry, FREE=free, RAW=False, MODE=mode_id, HAS_BG=mode == "alpha", CB=cb,
                            PPT=launch.FWD_PPT, NT=32 * launch.FWD_WARPS, DEFER=defer, **flags)  # fmt: skip
                 yield (f"{prefix}_fwd", mode, c, kernels._render_kernel, fwd, launch.FWD_WARPS,
                        4 * launch.FWD_PPT)  # fmt: skip

@@ -237,7 +237,7 @@ def _render_kernel(
     R, KP, C, HP, WP, H, W,
     s_ob, s_oc, s_or, s_os, s_ou, s_ov,
     alpha_max, alpha_min,
-    SIDE: tl.constexpr, OFFSET: tl.constexpr, ORIGIN: tl.constexpr,
+    SIDE: tl.constexpr, OFFSET: tl.constexpr,
     FREE: tl.constexpr, RAW: tl.constexpr, MODE: tl.constexpr,
     HAS_OPACITY: tl.constexpr, HAS_BG: tl.constexpr, CLAMP: tl.constexpr, CUT_MIN: tl.constexpr,
     CB: tl.constexpr, PPT: tl.constexpr, NT: tl.constexpr, DEFER: tl.constexpr,
@@ -315,18 +315,6 @@ def _render_kernel(
             if HAS_BG:
                 value = value + trans * tl.load(bg_ptr + c0 + c, mask=c0 + c < C, other=0.0)
         tl.store(out_ptr + offs + (c0 + c).to(tl.int64) * s_oc, value * scale, mask=pmask & (c0 + c < C))  # int64
-
-
-@triton.jit
-def _mul(a, b):
-    return a * b
-
-
-@triton.jit
-def _prefix_products(a1, e1, a2, e2):
-    """Combine of a scan carrying (inclusive, exclusive) products: a segment's exclusive
-    product is that of all but its last element, so no division is needed."""
-    return a1 * a2, a1 * e2
 
 
 @triton.jit

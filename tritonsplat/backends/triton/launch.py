@@ -14,7 +14,7 @@ import triton
 from torch import Tensor
 
 from ...constants import NORMALIZED_EPS
-from .kernels import MODE_IDS, ROW_ALIGN, RUN, _grad_kernel, _prepare_kernel, _render_kernel, _state_kernel
+from .kernels import FIELDS, MODE_IDS, ROW_ALIGN, RUN, _grad_kernel, _prepare_kernel, _render_kernel, _state_kernel
 
 # Forward (pixel-parallel): 1 warp, PPT = 4 pixels per thread, 128 canvas pixels per
 # program. sm_90, "sum", C = 3, 18 x 18 canvases (python -m tritonsplat.aot's reading):
@@ -110,7 +110,7 @@ def _flags(opacity, cfg) -> dict:
 def prepare(units: Units, means: Tensor, cholesky: Tensor, opacity: Tensor | None, colors: Tensor) -> Tensor:
     """The [6 + C, R] field-major row table."""
     c = colors.shape[-1]
-    table = colors.new_empty(6 + c, units.rows)
+    table = colors.new_empty(FIELDS + c, units.rows)
     block = 256
     dummy = units.unit_rows if units.free else torch.empty(1, dtype=torch.int64, device=colors.device)
     _prepare_kernel[(triton.cdiv(units.rows, block),)](
@@ -130,7 +130,7 @@ def render(
     canvas column, unit row, unit column)); with `den` the unfeathered canvases and the
     normaliser (the backward of "normalized"). `cfg`: the operation's settings (mode and
     alpha bounds are read); height and width bound the tiles of the free rasterizer."""
-    c = table.shape[0] - 6
+    c = table.shape[0] - FIELDS
     cb, defer = forward_channels(c)
     wy, wx = weights if weights is not None else (table, table)
     _render_kernel[forward_grid(units, c)](
@@ -138,7 +138,7 @@ def render(
         _placeholder(den, table),
         units.rows, max(units.kp, 1), c, units.grid_h, units.grid_w, height, width, *strides,
         cfg.alpha_max, cfg.alpha_min,
-        SIDE=units.side, OFFSET=units.offset, ORIGIN=0, FREE=units.free, RAW=den is not None,
+        SIDE=units.side, OFFSET=units.offset, FREE=units.free, RAW=den is not None,
         MODE=MODE_IDS[cfg.mode], HAS_BG=background is not None, **_flags(opacity, cfg),
         CB=cb, PPT=FWD_PPT, NT=32 * FWD_WARPS, DEFER=defer, num_warps=FWD_WARPS,
     )  # fmt: skip
@@ -170,7 +170,7 @@ def gradients(
     """Backward from the upstream gradient of every canvas pixel, gcan [units, C, SIDE^2].
     Returns per-row gradients ([6, R]: mean x, mean y, l11, l21, l22, opacity; [C, R]
     colors) and, for "alpha" with a background, its gradient [C]."""
-    c, mode, alpha_max, alpha_min = table.shape[0] - 6, cfg.mode, cfg.alpha_max, cfg.alpha_min
+    c, mode, alpha_max, alpha_min = table.shape[0] - FIELDS, cfg.mode, cfg.alpha_max, cfg.alpha_min
     flags = _flags(opacity, cfg)
     dev = gcan.device
     gamma = tstart = behind = None

@@ -1,6 +1,6 @@
-"""The torch path of `rasterize_patches`: the CPU path, and the specification the Triton
-kernels are tested against (it is itself tested against `dense.py` and by float64
-gradcheck).
+"""The torch path of `rasterize_patches`: the CPU path, and what the Triton kernels are
+compared with in the tests (it is itself tested against the specification,
+`tritonsplat/spec.py`, and by float64 gradcheck).
 
 Why it is fast. With M = L^-1 the exponent is q = |M (p - mu)|^2 = u^2 + v^2, where
 

@@ -1,4 +1,4 @@
-"""`rasterize` on the Triton kernels: free Gaussians binned into tiles (see `raster.py`).
+"""`rasterize` on the Triton kernels: free Gaussians binned into tiles (see `kernels.py`).
 
 A tile is a unit: its rows are its binning entries (contiguous, in Gaussian order, as
 many as there are: no cap), padded to a multiple of 4, in coordinates centred on the
@@ -16,7 +16,7 @@ from ...settings import RasterizeSettings
 from .launch import BWD_WARPS, RUN, Units, gradients, on_device, padded_rows, prepare, render
 
 
-def tile_units(bins, height: int, width: int) -> Units:
+def tile_units(bins) -> Units:
     """Rows of every tile's entries: entry e of tile t is row unit_rows[t] + e - tile_start[t]."""
     counts = bins.counts()
     padded = (counts + RUN - 1) // RUN * RUN
@@ -45,15 +45,20 @@ def _flat(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.reshape(t.shape[0] * t.shape[1], *t.shape[2:])
 
 
+def _tiled(means, cholesky, colors, opacity, cfg: RasterizeSettings):
+    """What both passes start from: the binning, its units, the row table."""
+    bins = bin_gaussians(means, cholesky, opacity, cfg.height, cfg.width, cfg.tile_size, cfg.alpha_min)
+    units = tile_units(bins)
+    return bins, units, prepare(units, _flat(means), _flat(cholesky), _flat(opacity), _flat(colors))
+
+
 def forward(means, cholesky, colors, opacity, background, cfg: RasterizeSettings):
     b, n, c = colors.shape
     out = colors.new_empty(b, c, cfg.height, cfg.width)
     if n == 0:
         return out.zero_() if background is None else out.copy_(background.view(1, c, 1, 1).expand_as(out))
     with on_device(colors):
-        bins = bin_gaussians(means, cholesky, opacity, cfg.height, cfg.width, cfg.tile_size, cfg.alpha_min)
-        units = tile_units(bins, cfg.height, cfg.width)
-        table = prepare(units, _flat(means), _flat(cholesky), _flat(opacity), _flat(colors))
+        _, units, table = _tiled(means, cholesky, colors, opacity, cfg)
         strides = (
             c * cfg.height * cfg.width,
             cfg.height * cfg.width,
@@ -82,9 +87,7 @@ def backward(grad_image, means, cholesky, colors, opacity, background, cfg: Rast
         zeros = [torch.zeros_like(t) if t is not None else None for t in (means, cholesky, colors, opacity)]
         return (*zeros, d_bg)
     with on_device(colors):
-        bins = bin_gaussians(means, cholesky, opacity, cfg.height, cfg.width, cfg.tile_size, cfg.alpha_min)
-        units = tile_units(bins, cfg.height, cfg.width)
-        table = prepare(units, _flat(means), _flat(cholesky), _flat(opacity), _flat(colors))
+        bins, units, table = _tiled(means, cholesky, colors, opacity, cfg)
         gcan = tile_gradient(grad_image, bins.tiles_y, bins.tiles_x, cfg.tile_size)
         d_geo, d_col, d_bg = gradients(
             units, table, _flat(means), _flat(cholesky), gcan, cfg, _flat(opacity), background

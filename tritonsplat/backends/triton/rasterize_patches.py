@@ -1,4 +1,4 @@
-"""`rasterize_patches` on the Triton kernels: canvases in, image out (see `raster.py`).
+"""`rasterize_patches` on the Triton kernels: canvases in, image out (see `kernels.py`).
 
 A patch is a unit: its K Gaussians are rows n * KP + k of the row table (KP = K rounded
 up to 4), its canvas the S x S pixels of its core plus `overlap` on every side, in
@@ -27,6 +27,16 @@ def patch_units(b: int, hp: int, wp: int, k: int, patch_size: int, overlap: int)
     )  # fmt: skip
 
 
+def _patched(means, cholesky, colors, opacity, cfg: RasterizePatchesSettings):
+    """What both passes start from: the units, the Gaussians flattened to rows of
+    (means, cholesky, opacity), and the row table."""
+    b, hp, wp, k, c = colors.shape
+    units = patch_units(b, hp, wp, k, cfg.patch_size, cfg.overlap)
+    g = b * hp * wp * k
+    flat = (means.reshape(g, 2), cholesky.reshape(g, 3), None if opacity is None else opacity.reshape(g))
+    return units, flat, prepare(units, flat[0], flat[1], flat[2], colors.reshape(g, c))
+
+
 def forward(
     means: Tensor,  # [B, Hp, Wp, K, 2]
     cholesky: Tensor,  # [B, Hp, Wp, K, 3]
@@ -36,12 +46,9 @@ def forward(
     cfg: RasterizePatchesSettings,
 ) -> Tensor:  # [B, C, Hp*P, Wp*P]
     b, hp, wp, k, c = colors.shape
-    units = patch_units(b, hp, wp, k, cfg.patch_size, cfg.overlap)
-    s, h, w = units.side, hp * cfg.patch_size, wp * cfg.patch_size
     with on_device(colors):
-        g = b * hp * wp * k
-        flat_op = None if opacity is None else opacity.reshape(g)
-        table = prepare(units, means.reshape(g, 2), cholesky.reshape(g, 3), flat_op, colors.reshape(g, c))
+        units, _, table = _patched(means, cholesky, colors, opacity, cfg)
+        s, h, w = units.side, hp * cfg.patch_size, wp * cfg.patch_size
         weights = feather_tables(hp, wp, cfg.patch_size, cfg.overlap, cfg.window, colors.device, colors.dtype)
         if cfg.overlap == 0:  # canvases tile the image: write it directly
             out = colors.new_empty(b, c, h, w)
@@ -75,15 +82,10 @@ def backward(
     cfg: RasterizePatchesSettings,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
     b, hp, wp, k, c = colors.shape
-    units = patch_units(b, hp, wp, k, cfg.patch_size, cfg.overlap)
-    g = b * hp * wp * k
-    flat_op = None if opacity is None else opacity.reshape(g)
     with on_device(colors):
-        table = prepare(units, means.reshape(g, 2), cholesky.reshape(g, 3), flat_op, colors.reshape(g, c))
+        units, (flat_means, flat_chol, flat_op), table = _patched(means, cholesky, colors, opacity, cfg)
         gcan = canvas_gradient(grad_image, hp, wp, cfg.patch_size, cfg.overlap, cfg.window)
-        d_geo, d_col, d_bg = gradients(
-            units, table, means.reshape(g, 2), cholesky.reshape(g, 3), gcan, cfg, flat_op, background
-        )  # fmt: skip
+        d_geo, d_col, d_bg = gradients(units, table, flat_means, flat_chol, gcan, cfg, flat_op, background)
     n, kp = units.count, units.kp
 
     def per_gaussian(rows: Tensor) -> Tensor:  # [F, R] -> [B, Hp, Wp, K, F]

@@ -1,11 +1,20 @@
-"""Training and evaluation images: the default set from installed packages, the held-out
-split, crops, and clear errors for a bad --data folder."""
+"""Training and evaluation images: the default catalogue of photographs, its held-out
+photographs, crops, and clear errors for a bad --data folder."""
 
 import pytest
 import torch
 from PIL import Image
 
-from tritonsplat_inpaint.data import RandomCrops, default_image_paths, fixed_crops, folder_image_paths, split
+from tritonsplat_inpaint.data import (
+    HELD_OUT,
+    RandomCrops,
+    default_image_paths,
+    default_split,
+    fixed_crops,
+    folder_image_paths,
+    photograph_name,
+    split,
+)
 
 
 def test_default_images_ship_with_installed_packages():
@@ -39,9 +48,7 @@ def test_folder_errors(tmp_path):
         split(folder_image_paths(tmp_path), 0.2, 0)
 
 
-def test_wallpapers_give_one_picture_each_and_only_to_training(tmp_path, monkeypatch):
-    import tritonsplat_inpaint.data as data_mod
-    from tritonsplat_inpaint.config import Config
+def test_wallpapers_give_one_picture_each(tmp_path):
     from tritonsplat_inpaint.data import wallpaper_paths
 
     for name, files in {"A": ["1280x1024.jpg", "5120x2880.jpg", "640x480.jpg"], "B": ["800x600.png"]}.items():
@@ -51,12 +58,31 @@ def test_wallpapers_give_one_picture_each_and_only_to_training(tmp_path, monkeyp
         (tmp_path / name / "contents" / "screenshot.png").write_bytes(b"")  # not a wallpaper
     chosen = wallpaper_paths(tmp_path)
     assert [(p.parent.parent.parent.name, p.name) for p in chosen] == [("A", "1280x1024.jpg"), ("B", "800x600.png")]
-    cfg = Config()
-    train_without, held_out = data_mod.data_paths(cfg)
-    monkeypatch.setattr(data_mod, "wallpaper_paths", lambda: chosen)
-    train_with, held_out_with = data_mod.data_paths(cfg)
-    assert held_out_with == held_out and train_with[-2:] == chosen
-    assert set(train_with) - set(chosen) == set(train_without) - set(wallpaper_paths())
+    assert wallpaper_paths(tmp_path, ["B"]) == chosen[1:]
+    assert [photograph_name(p) for p in chosen] == ["A", "B"]
+    assert photograph_name(tmp_path / "Bridge_by_X.jpg") == "Bridge_by_X"
+
+
+def test_the_default_split_holds_out_whole_photographs_by_name():
+    train, held_out = default_split()
+    names = [photograph_name(p) for p in train]
+    assert {photograph_name(p) for p in held_out} <= set(HELD_OUT)
+    assert set(train).isdisjoint(held_out) and len(set(names)) == len(names)
+    assert not set(names) & set(HELD_OUT)
+    # a stereo pair is one scene: both on the training side; no astronomy or microscopy
+    assert {"motorcycle_left", "motorcycle_right"} <= set(names)
+    assert not {"moon", "hubble_deep_field", "retina", "ihc"} & set(names + [photograph_name(p) for p in held_out])
+    # the package photographs are always there; grace_hopper is the one held out among them
+    assert "grace_hopper" in [photograph_name(p) for p in held_out]
+
+
+def test_a_missing_held_out_photograph_is_said(monkeypatch):
+    import tritonsplat_inpaint.data as data_mod
+
+    monkeypatch.setattr(data_mod, "debian_photographs", lambda: [])
+    with pytest.warns(UserWarning, match=r"8 of the 9 held-out photographs are not installed \(apt-get install"):
+        train, held_out = data_mod.default_split()
+    assert [photograph_name(p) for p in held_out] == ["grace_hopper"] and len(train) >= 10
 
 
 def test_large_images_are_shrunk_for_training_crops(tmp_path):

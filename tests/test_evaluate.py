@@ -22,8 +22,10 @@ def test_evaluate_writes_a_table_for_every_bucket_and_method(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert set(results["buckets"]) == {"10-20%", "20-40%", "40-60%"}
     for scores in results["buckets"].values():
-        assert set(scores) == {"2DGS model (ours)", "telea (OpenCV)", "navier-stokes (OpenCV)",
-                               "biharmonic (scikit-image)"}  # fmt: skip
+        assert set(scores) == {"2DGS model (ours)", "starting blend (model before training)", "telea (OpenCV)",
+                               "navier-stokes (OpenCV)", "biharmonic (scikit-image)"}  # fmt: skip
+        # an untrained network is its starting blend (its residual and logits start at 0)
+        assert abs(scores["2DGS model (ours)"]["psnr"] - scores["starting blend (model before training)"]["psnr"]) < 1e-3
         assert all(5 < s["psnr"] < 60 and 0 < s["ssim"] <= 1 for s in scores.values())
     # harder masks score lower for a classical method
     b = results["buckets"]
@@ -38,6 +40,7 @@ def test_evaluate_writes_a_table_for_every_bucket_and_method(tmp_path):
             ]
             assert abs(d["mean"] - sum(diff) / len(diff)) < 1e-6
             assert d["wins"] == sum(x > 0 for x in diff) / len(diff) and d["stderr"] >= 0
+            assert d["ssim"]["stderr"] >= 0
     table = (out / "results.md").read_text()
     assert "Paired on the same 4 crops" in table
     assert "random:seed=0" in table and "LPIPS and FID: not computed" in table

@@ -22,7 +22,17 @@ from tritonsplat_inpaint.commands.train import _free_run_dir
 from tritonsplat_inpaint.data import RandomCrops, default_image_paths
 from tritonsplat_inpaint.dino import FeatureCache
 from tritonsplat_inpaint.network import build_model
-from tritonsplat_inpaint.training import batch_at, compile_parts, crop_indices, learning_rate, losses, train
+from tritonsplat_inpaint.classical import fill_batch
+from tritonsplat_inpaint.training import (
+    Batches,
+    autocast_dtype,
+    batch_at,
+    compile_parts,
+    crop_indices,
+    learning_rate,
+    losses,
+    train,
+)
 
 
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
@@ -219,3 +229,65 @@ def test_the_paper_preset_builds(monkeypatch):
     assert len(net.bottleneck.blocks) == 9 and net.fills == []
     trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
     assert 20e6 < trainable < 200e6, trainable
+
+
+def test_precision_choices_and_their_errors():
+    cpu = torch.device("cpu")
+    assert autocast_dtype(tiny_config(precision="float32"), cpu) is None
+    assert autocast_dtype(tiny_config(precision="bfloat16"), cpu) is torch.bfloat16
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert autocast_dtype(tiny_config(), cpu) is (torch.bfloat16 if native else None)
+    with pytest.raises(ValueError, match="train.precision: expected 'auto', 'bfloat16' or 'float32', got 'fp8'"):
+        autocast_dtype(tiny_config(precision="fp8"), cpu)
+
+
+def test_the_network_takes_its_fills_and_keeps_float32_where_bfloat16_would_show():
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    net = build_model(cfg)
+    with torch.no_grad():
+        net.head.proj.weight.normal_(0, 0.01)  # a non-zero residual and mixing logits
+    images, masks = batch_at(RandomCrops(default_image_paths()[:2], 32), cfg, 0, 0, 1)
+    fills = fill_batch(net.fills, images * (1 - masks), masks)
+    with torch.no_grad():
+        plain = net(images, masks)
+        given = net(images, masks, fills)
+        with torch.autocast("cpu", torch.bfloat16):
+            half = net(images, masks, fills)
+    torch.testing.assert_close(given["pred"], plain["pred"])
+    assert half["pred"].dtype == torch.float32 and half["gaussians"]["means"].dtype == torch.float32
+    assert 0 < (half["pred"] - plain["pred"]).abs().max() < 0.02  # bfloat16 features, float32 blend
+    with pytest.raises(ValueError, match="fills: expected 2 fills"):
+        net(images, masks, fills[:1])
+
+
+def test_prefetched_batches_are_the_batches_of_their_steps():
+    cfg = tiny_config()
+    data = RandomCrops(default_image_paths()[:2], 32)
+    fills = ["biharmonic", "navier-stokes"]
+    ahead = Batches(data, cfg, fills, 0, 1, start=3, prefetch=True)
+    plain = Batches(data, cfg, fills, 0, 1, start=3, prefetch=False)
+    try:
+        for step in (3, 4, 6):  # 6: not the step prefetched (a jump is made on the spot)
+            for a, b in zip(ahead(step), plain(step), strict=True):
+                for x, y in zip(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b], strict=True):
+                    assert torch.equal(x, y), step
+    finally:
+        ahead.close()
+
+
+def test_the_learning_curve_is_logged_plotted_and_trimmed_on_resume(tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(steps=4, curve_every=2, checkpoint_every=2), run, compile=False, progress=False)
+    curve = [json.loads(line) for line in (run / "curve.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in curve] == [0, 2, 4] and [e["images_seen"] for e in curve] == [0, 4, 8]
+    assert set(curve[0]["gain_db"]) == {"10-20%", "20-40%", "40-60%"}
+    assert curve[0]["gain_db"] == {b: 0.0 for b in curve[0]["gain_db"]}  # untrained: its starting blend
+    assert any(v != 0.0 for v in curve[-1]["gain_db"].values())  # training moved it
+    assert (run / "curve.png").stat().st_size > 10_000
+    assert json.loads((run / "config.json").read_text())["precision"] in ("bfloat16", "float32")
+    # resumed from step 2 to a 6-step run: the curve keeps one line per step
+    (run / "latest").write_text("step-0000002")
+    train(tiny_config(steps=6, curve_every=2, checkpoint_every=2), run, resume=True, compile=False, progress=False)
+    steps = [json.loads(line)["step"] for line in (run / "curve.jsonl").read_text().splitlines()]
+    assert steps == [0, 2, 4, 6]

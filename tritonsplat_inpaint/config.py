@@ -68,13 +68,23 @@ class TrainConfig:
     # 0: every training crop is fresh (none comes round again, so nothing can be cached);
     # N: cycle through N fixed crops and cache the complete images' DINO features by crop
     crop_pool: int = 0
+    # "auto": bfloat16 autocast for the convolutions where the processor computes bfloat16
+    # natively (AVX-512 BF16 or AMX on the CPU; any CUDA GPU that has it), float32
+    # elsewhere; or "bfloat16" / "float32" (`training.autocast_dtype`)
+    precision: str = "auto"
+    channels_last: bool = True  # NHWC activations: oneDNN's fast layout on the CPU
+    prefetch: bool = True  # make the next batch and its classical fills on a thread meanwhile
+    # the learning curve: every `curve_every` steps, held-out PSNR of the model minus its
+    # starting blend per bucket, on `curve_per_image` fixed crops of each held-out photograph
+    curve_every: int = 100
+    curve_per_image: int = 8
 
 
 @dataclass
 class DataConfig:
-    folder: str | None = None  # None: the photographs that ship with installed packages
-    holdout: float = 0.2  # fraction of images never seen in training
-    split_seed: int = 0
+    folder: str | None = None  # None: the default catalogue of photographs (data.py)
+    holdout: float = 0.2  # with --data: fraction of its images never seen in training
+    split_seed: int = 0  # with --data (the default catalogue holds out a fixed list: data.HELD_OUT)
 
 
 @dataclass

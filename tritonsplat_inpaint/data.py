@@ -1,16 +1,30 @@
 """Images for training and evaluation.
 
-`--data DIR` takes any folder of images. With none, the default set is the photographs
-that ship inside installed packages (scikit-image's, scikit-learn's and matplotlib's
-sample images). A fixed, seeded split by image keeps a held-out set that training never
-sees. When Debian's plasma-workspace-wallpapers is installed, one picture of each
-wallpaper joins the training side only, so the held-out set (and every figure measured
-on it) is the same with or without them.
+`--data DIR` takes any folder of images, split by a seeded shuffle of whole images.
+
+With none, the default set is a catalogue of natural photographs, looked at one by one
+(drawings, renders, abstract art and pictures that are not of scenes left out):
+
+- the photographs that ship inside Python packages (scikit-image's, scikit-learn's and
+  matplotlib's sample images), always there;
+- the photographs among Debian's wallpaper packages, there once installed with
+
+      apt-get install plasma-workspace-wallpapers lomiri-wallpapers
+
+  (ukui-wallpapers, gnome-backgrounds and sway-backgrounds were looked at too: they ship
+  drawings and abstract art only). The package mate-backgrounds is reserved for an
+  independent evaluation and is never read.
+
+The held-out photographs are a fixed list of whole photographs (`HELD_OUT`, drawn once by
+a seeded shuffle of the catalogue and written down, so that adding photographs later
+never moves one across): training never sees them, evaluation uses only them. Crops of
+a held-out photograph never reach training, since the split is by photograph.
 """
 
 from __future__ import annotations
 
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +32,44 @@ import torch
 from PIL import Image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-# RGB photographs among the packages' sample images (not drawings, text or binary masks)
+WALLPAPERS = Path("/usr/share/wallpapers")  # plasma-workspace-wallpapers: NAME/contents/images/WxH.ext
+BACKGROUNDS = Path("/usr/share/backgrounds")  # lomiri-wallpapers: flat files
+INSTALL = "apt-get install plasma-workspace-wallpapers lomiri-wallpapers"
+
+# photographs of scenes (motorcycle_left and _right are one scene: the split keeps them together)
 _SKIMAGE = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
-            "motorcycle_right.png", "hubble_deep_field.jpg", "retina.jpg", "ihc.png", "camera.png",
-            "brick.png", "grass.png", "gravel.png", "moon.png", "coins.png"]  # fmt: skip
-WALLPAPERS = Path("/usr/share/wallpapers")
+            "motorcycle_right.png", "camera.png"]  # fmt: skip
+# photographs, but of textures or objects on a plain ground rather than scenes: training only
+_SKIMAGE_TRAIN_ONLY = ["brick.png", "grass.png", "gravel.png", "coins.png"]
+# left out: moon.png, hubble_deep_field.jpg (astronomy), retina.jpg, ihc.png (microscopy)
+_SKLEARN = ["china.jpg", "flower.jpg"]
+_PLASMA = ["BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Grey",
+           "OneStandsOut", "Path", "Volna", "summer_1am"]  # fmt: skip
+_LOMIRI = ["Bridge_by_Sander_Klootwijk.jpg", "Dragonfly_by_Bolly.jpg", "Kleiber_by_Lukas_Baubkus.jpg",
+           "Picture_0B_by_freespace.jpg", "Picture_1A_by_freespace.jpg", "Wine_by_Jakkub_Mede.jpg",
+           "aitzgorri_by_Aitzol_Berasategi.jpg", "friends_by_Aitzol_Berasategi.jpg", "free_by_Peter_Nerlich.jpg",
+           "greentock_by_Peter_Nerlich.jpg", "life_by_Aitzol_Berasategi.jpg",
+           "picosdeeuropa_by_Aitzol_Berasategi.jpg", "seeding_by_Clements_Engelhardt.jpg",
+           "sunset_by_Aitzol_Berasategi.jpg"]  # fmt: skip
+# random.Random(0).sample(sorted(scenes), 9) of the 34 scenes above, motorcycles as one
+HELD_OUT = ("ColdRipple", "Grey", "Kleiber_by_Lukas_Baubkus", "Picture_0B_by_freespace", "Wine_by_Jakkub_Mede",
+            "aitzgorri_by_Aitzol_Berasategi", "friends_by_Aitzol_Berasategi", "grace_hopper",
+            "greentock_by_Peter_Nerlich")  # fmt: skip
 
 
-def wallpaper_paths(root: Path = WALLPAPERS) -> list[Path]:
-    """One picture per installed wallpaper: of its light variants, the smallest whose
-    short side is at least 1,000 px (names are WIDTHxHEIGHT), else the largest."""
+def photograph_name(path: Path) -> str:
+    """A catalogue photograph's name: a Plasma wallpaper's folder name, else the file's stem."""
+    return path.parents[2].name if path.parent.name == "images" and path.parent.parent.name == "contents" else path.stem
+
+
+def wallpaper_paths(root: Path = WALLPAPERS, names: list[str] | None = None) -> list[Path]:
+    """One picture per installed Plasma wallpaper (of `names`, or all): of its light
+    variants, the smallest whose short side is at least 1,000 px (names are
+    WIDTHxHEIGHT), else the largest."""
     chosen = []
     for folder in sorted(p for p in root.glob("*/contents/images") if p.is_dir()):
+        if names is not None and folder.parent.parent.name not in names:
+            continue
         sized = []
         for p in folder.iterdir():
             w, _, h = p.stem.partition("x")
@@ -41,26 +81,53 @@ def wallpaper_paths(root: Path = WALLPAPERS) -> list[Path]:
     return chosen
 
 
-def default_image_paths() -> list[Path]:
+def package_photographs(train_only: bool = True) -> list[Path]:
+    """The catalogue's photographs that ship inside Python packages (with `train_only`,
+    also the texture photographs that only training uses)."""
     paths: list[Path] = []
     try:
         import skimage.data
 
         root = Path(skimage.data.__file__).parent
-        paths += [root / name for name in _SKIMAGE if (root / name).is_file()]
+        names = _SKIMAGE + (_SKIMAGE_TRAIN_ONLY if train_only else [])
+        paths += [root / name for name in names if (root / name).is_file()]
     except ImportError:
         pass
     try:
         import sklearn.datasets
 
         root = Path(sklearn.datasets.__file__).parent / "images"
-        paths += sorted(root.glob("*.jpg"))
+        paths += [root / name for name in _SKLEARN if (root / name).is_file()]
     except ImportError:
         pass
     import matplotlib.cbook
 
     paths.append(Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
     return paths
+
+
+def debian_photographs() -> list[Path]:
+    """The catalogue's photographs among the installed Debian wallpaper packages."""
+    return wallpaper_paths(WALLPAPERS, _PLASMA) + [BACKGROUNDS / n for n in _LOMIRI if (BACKGROUNDS / n).is_file()]
+
+
+def default_image_paths() -> list[Path]:
+    """Every installed photograph of the default catalogue, training and held-out."""
+    return package_photographs() + debian_photographs()
+
+
+def default_split() -> tuple[list[Path], list[Path]]:
+    """(train, held-out) of the default catalogue: held out by name (`HELD_OUT`)."""
+    paths = default_image_paths()
+    held_out = [p for p in paths if photograph_name(p) in HELD_OUT]
+    missing = len(HELD_OUT) - len(held_out)
+    if missing:
+        warnings.warn(
+            f"data: {missing} of the {len(HELD_OUT)} held-out photographs are not installed ({INSTALL}): "
+            f"evaluation uses {len(held_out)}, and its figures are not comparable with the full set's",
+            stacklevel=2,
+        )
+    return [p for p in paths if photograph_name(p) not in HELD_OUT], held_out
 
 
 def folder_image_paths(folder: str | Path) -> list[Path]:
@@ -141,10 +208,8 @@ def fixed_crops(paths: list[Path], size: int, per_image: int, seed: int = 0) -> 
 
 
 def data_paths(cfg) -> tuple[list[Path], list[Path]]:
-    """(train, held-out) images of a `Config`. The default set's held-out side never
-    depends on whether the optional wallpapers are installed: they only extend the
-    training side."""
+    """(train, held-out) images of a `Config`: a `--data` folder split by a seeded shuffle
+    (`data.holdout`, `data.split_seed`), else the default catalogue's fixed split."""
     if cfg.data.folder:
         return split(folder_image_paths(cfg.data.folder), cfg.data.holdout, cfg.data.split_seed)
-    train, held_out = split(default_image_paths(), cfg.data.holdout, cfg.data.split_seed)
-    return train + wallpaper_paths(), held_out
+    return default_split()

@@ -105,11 +105,7 @@ def starting_blend(net: InpaintNet, image: torch.Tensor, mask: torch.Tensor) -> 
     """The classical fills the network starts from, mixed at their prior weights."""
     if not net.fills:
         raise ValueError("method: 'blend' needs a network with classical fills (model.prefill), this one has none")
-    fills = fill_batch(net.fills, image * (1 - mask), mask)
-    if len(fills) == 1:
-        return fills[0]
-    weights = torch.softmax(net.prior_logits[:, 0, 0], 0)
-    return sum(w * f for w, f in zip(weights, fills, strict=True))
+    return net.blend(fill_batch(net.fills, image * (1 - mask), mask))
 
 
 def _fill_scale(fn, image: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, tile: int, overlap: int,

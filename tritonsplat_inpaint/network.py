@@ -161,6 +161,16 @@ class InpaintNet(nn.Module):
         """Where the DINO weights came from (`FrozenDINO.source`), or "none" without DINO."""
         return self.dino.source if self.dino is not None else "none"
 
+    def blend(self, fills: list[torch.Tensor]) -> torch.Tensor:
+        """The starting blend: the classical fills mixed at their prior weights, what the
+        network outputs before any training (its residual and mixing logits start at 0)."""
+        if not fills:
+            raise ValueError("fills: the starting blend needs a network with classical fills (model.prefill)")
+        if len(fills) == 1:
+            return fills[0]
+        weights = torch.softmax(self.prior_logits[:, 0, 0], 0)
+        return sum(w * f for w, f in zip(weights, fills, strict=True))
+
     def condition(self, masked: torch.Tensor, bottom: torch.Tensor):
         """(conditioning vector, masked-image DINO feature or None)."""
         if self.dino is None:
@@ -168,15 +178,24 @@ class InpaintNet(nn.Module):
         feature = self.dino(masked)
         return self.adapter(feature), feature
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> dict:
-        """image [B, 3, H, W] in [0, 1] (holes may hold anything), mask [B, 1, H, W], 1 = hole.
+    def forward(self, image: torch.Tensor, mask: torch.Tensor, fills: list[torch.Tensor] | None = None) -> dict:
+        """image [B, 3, H, W] in [0, 1] (holes may hold anything), mask [B, 1, H, W], 1 = hole;
+        `fills`: the classical fills of `self.fills` when already computed (training makes
+        them off the main thread: `classical.fill_batch` of the masked image), else made here.
         Returns the prediction, the composite with the known pixels, the DINO features, and
         `gaussians`: the rendered Gaussians as `rasterize_patches` took them (means
         [B, Hp, Wp, K, 2] patch-local, cholesky [..., 3], colors [..., C], opacity or None),
-        or None for the conv decoder."""
+        or None for the conv decoder.
+
+        Under `torch.autocast` the convolutions run in the autocast dtype; the head, the
+        rasterizer and the blend of the fills always run in float32 (Gaussian positions and
+        a residual of a few hundredths are where bfloat16's 8 bits would show)."""
         masked = image * (1 - mask)
         inputs = [masked, mask]
-        fills = fill_batch(self.fills, masked, mask)
+        if fills is None:
+            fills = fill_batch(self.fills, masked, mask)
+        elif len(fills) != len(self.fills):
+            raise ValueError(f"fills: expected {len(self.fills)} fills ({self.fills}), got {len(fills)}")
         inputs += fills
         x = self.stem(torch.cat(inputs, 1))
         skips = [x]
@@ -191,23 +210,31 @@ class InpaintNet(nn.Module):
             x = up(x, skip)
         gaussians = None
         if self.cfg.decoder == "gaussian":
-            means, chol, colors, opacity = self.head(x)
-            gaussians = dict(means=means, cholesky=chol, colors=colors, opacity=opacity)
-            pred = rasterize_patches(
-                means, chol, colors, opacity, patch_size=self.cfg.patch_size, overlap=self.cfg.overlap,
-                mode="sum", window=self.cfg.window,
-            )  # fmt: skip
+            with torch.autocast(x.device.type, enabled=False):
+                pred, gaussians = self._render(x.float())
         else:
             x = self.to_full[0](x, skips[1])
             x = self.to_full[1](x, skips[0])
-            pred = self.head(x) if fills else torch.sigmoid(self.head(x))
-        if len(fills) == 1:
-            pred = fills[0] + pred
-        elif fills:  # per-pixel softmax over the fills, from the prior's weights
-            weights = torch.softmax(self.prior_logits + pred[:, 3:], 1)  # [B, n, H, W]
-            pred = torch.einsum("bnhw,bnchw->bchw", weights, torch.stack(fills, 1)) + pred[:, :3]
-        output = pred * mask + image * (1 - mask)
+            pred = self.head(x).float()
+            pred = pred if fills else torch.sigmoid(pred)
+        with torch.autocast(pred.device.type, enabled=False):
+            if len(fills) == 1:
+                pred = fills[0] + pred
+            elif fills:  # per-pixel softmax over the fills, from the prior's weights
+                weights = torch.softmax(self.prior_logits + pred[:, 3:], 1)  # [B, n, H, W]
+                pred = torch.einsum("bnhw,bnchw->bchw", weights, torch.stack(fills, 1)) + pred[:, :3]
+            output = pred * mask + image * (1 - mask)
         return dict(pred=pred, output=output, cond=cond, dino_masked=dino_masked, gaussians=gaussians)
+
+    def _render(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Features at 1/4 resolution -> (rendered channels [B, C, H, W], the Gaussians)."""
+        means, chol, colors, opacity = self.head(x)
+        gaussians = dict(means=means, cholesky=chol, colors=colors, opacity=opacity)
+        pred = rasterize_patches(
+            means, chol, colors, opacity, patch_size=self.cfg.patch_size, overlap=self.cfg.overlap,
+            mode="sum", window=self.cfg.window,
+        )  # fmt: skip
+        return pred, gaussians
 
 
 def build_model(cfg: Config) -> InpaintNet:

@@ -1,10 +1,11 @@
 """The training loop: batches and masks as pure functions of (seed, rank, step), the loss
 terms, the learning-rate schedule, atomic checkpoints, and a clean stop on Ctrl-C.
 
-A run folder holds `config.json` (the configuration in full, the DINO source and the
-command), `log.jsonl` (one line per logged step), `loss.png`, `samples.png` (masked input
-/ output / truth on held-out images) and checkpoints (`step-*/`; `latest` names the
-newest). Every batch and mask is a function of (seed, rank, step), so a resumed run sees
+A run folder holds `config.json` (the configuration in full, the DINO source, the
+precision and the command), `log.jsonl` (one line per logged step), `curve.jsonl` and
+`curve.png` (the learning curve: held-out PSNR of the model minus its starting blend, per
+bucket, against images seen), `loss.png`, `samples.png` (masked input / output / truth on
+held-out images) and checkpoints (`step-*/`; `latest` names the newest). Every batch and mask is a function of (seed, rank, step), so a resumed run sees
 exactly the data the uninterrupted run would have.
 """
 
@@ -24,6 +25,7 @@ import torch.distributed as dist
 
 from . import checkpoint
 from .config import Config
+from .classical import fill_batch
 from .data import RandomCrops, data_paths
 from .dino import FeatureCache
 from .losses import PatchDiscriminator, dino_cosine, hinge_d_loss, hinge_g_loss, masked_l1, masked_l2, structure_loss
@@ -49,6 +51,23 @@ def crop_indices(cfg: Config, step: int, rank: int, world: int) -> list[int]:
     return [(first + i) % pool if pool else first + i for i in range(b)]
 
 
+def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of `train.precision` on `device` (None: plain float32). "auto"
+    takes bfloat16 only where it is computed natively: on the CPU, AVX-512 BF16 or AMX
+    (elsewhere oneDNN emulates it, slower than float32); on CUDA, where supported."""
+    choice = cfg.train.precision
+    if choice not in ("auto", "bfloat16", "float32"):
+        raise ValueError(f"train.precision: expected 'auto', 'bfloat16' or 'float32', got {choice!r}")
+    if choice == "float32":
+        return None
+    if choice == "bfloat16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return torch.bfloat16 if device.type == "cpu" and native else None
+
+
 def batch_at(dataset: RandomCrops, cfg: Config, step: int, rank: int, world: int):
     """The images and masks of `step` on `rank`: a pure function of (seed, rank, step)."""
     size = cfg.model.image_size
@@ -60,6 +79,40 @@ def batch_at(dataset: RandomCrops, cfg: Config, step: int, rank: int, world: int
         for _ in range(len(images))
     ])  # fmt: skip
     return images, torch.from_numpy(masks)[:, None]
+
+
+class Batches:
+    """The batches of steps `start`, `start + 1`, ... with their classical fills (the
+    network's inputs, `fill_batch` of the masked images). With `prefetch`, the next step's
+    batch is made on a thread while the current step trains: the fills (OpenCV, SciPy)
+    release the GIL, so they overlap the network's forward and backward. Either way each
+    batch is the same pure function of (seed, rank, step)."""
+
+    def __init__(self, dataset: RandomCrops, cfg: Config, fills: list[str], rank: int, world: int, start: int,
+                 prefetch: bool):  # fmt: skip
+        self.dataset, self.cfg, self.fills, self.rank, self.world = dataset, cfg, fills, rank, world
+        self.pool = None
+        if prefetch:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="batches")
+        self.pending = (start, self.pool.submit(self.make, start)) if self.pool else None
+
+    def make(self, step: int):
+        images, masks = batch_at(self.dataset, self.cfg, step, self.rank, self.world)
+        return images, masks, fill_batch(self.fills, images * (1 - masks), masks)
+
+    def __call__(self, step: int):
+        if self.pool is None:
+            return self.make(step)
+        ready, future = self.pending
+        batch = future.result() if ready == step else self.make(step)
+        self.pending = (step + 1, self.pool.submit(self.make, step + 1))
+        return batch
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def param_groups(net: InpaintNet, cfg: Config) -> list[dict]:
@@ -145,17 +198,21 @@ def clear_run(run_dir: Path) -> None:
 
     for path in [*run_dir.glob("step-*"), *run_dir.glob(".step-*.tmp")]:
         shutil.rmtree(path, ignore_errors=True)
-    for name in ("latest", "log.jsonl", "loss.png", "samples.png", "config.json"):
+    for name in ("latest", "log.jsonl", "curve.jsonl", "curve.png", "loss.png", "samples.png", "config.json"):
         (run_dir / name).unlink(missing_ok=True)
 
 
 def _trim_log(run_dir: Path, step: int) -> None:
-    """Keep only the log lines of steps <= `step`: a resumed run redoes the steps after
-    its checkpoint and logs them again."""
-    log = run_dir / "log.jsonl"
-    if log.is_file():
-        lines = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        log.write_text("".join(line + "\n" for line in lines))
+    """Keep only the log and curve lines of steps <= `step`: a resumed run redoes the
+    steps after its checkpoint and logs them again."""
+    for log in (run_dir / "log.jsonl", run_dir / "curve.jsonl"):
+        if log.is_file():
+            lines = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+            log.write_text("".join(line + "\n" for line in lines))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else []
 
 
 class _StopFlag:
@@ -195,14 +252,18 @@ def train(
     rank, world, device = _setup_distributed()
     torch.manual_seed(cfg.train.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
-    net = build_model(cfg).to(device)
+    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    net = build_model(cfg).to(device, memory_format=layout)
     ckpt = checkpoint.latest(run_dir) if resume else None
     if resume and ckpt is None and rank == 0:
         print(f"--resume: no checkpoint in {run_dir} yet: starting at step 0", file=sys.stderr)
     if rank == 0:
         print(f"configuration ({'resumed' if ckpt else 'new'} run in {run_dir}, dino: {net.dino_source}):")
         print(cfg.dumps())
-        record = cfg.to_dict() | {"dino_source": net.dino_source, "world_size": world}
+        precision = str(autocast_dtype(cfg, device) or torch.float32).removeprefix("torch.")
+        print(f"precision: {precision} for the convolutions (train.precision={cfg.train.precision!r}), "
+              "float32 for the rasterizer, the fills and the losses")  # fmt: skip
+        record = cfg.to_dict() | {"dino_source": net.dino_source, "world_size": world, "precision": precision}
         if command is not None:  # the command that made the run (kept from its first start)
             previous = run_dir / "config.json"
             first = json.loads(previous.read_text()).get("command") if resume and previous.is_file() else None
@@ -229,8 +290,17 @@ def train(
     if compile:
         compile_parts(net)
     model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
+    dtype = autocast_dtype(cfg, device)
     train_paths, _ = data_paths(cfg)
     dataset = RandomCrops(train_paths, cfg.model.image_size, seed=cfg.train.seed)
+    batches = Batches(dataset, cfg, net.fills, rank, world, start, cfg.train.prefetch)
+    curve = None
+    if rank == 0 and cfg.train.curve_every and net.fills:
+        from .evaluation import HeldOut
+
+        curve = HeldOut(cfg, cfg.train.curve_per_image)
+        if start == 0:
+            _log_curve(run_dir, curve, net, 0, 0)
     from tqdm import tqdm
 
     bar = tqdm(range(start, cfg.train.steps), initial=start, total=cfg.train.steps, desc="train",
@@ -250,12 +320,14 @@ def train(
     log = None
     try:
         for step in bar:
-            images, masks = batch_at(dataset, cfg, step, rank, world)
-            images, masks = images.to(device), masks.to(device)
+            images, masks, fills = batches(step)
+            images = images.to(device, memory_format=layout)
+            masks, fills = masks.to(device), [f.to(device) for f in fills]
             for group in opt.param_groups:
                 group["lr"] = learning_rate(cfg, step) * group["lr_scale"]
             model.train()
-            out = model(images, masks)
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                out = model(images, masks, fills)
             complete = None
             if cache is not None:
                 complete = cache(net.dino, images, crop_indices(cfg, step, rank, world))
@@ -280,6 +352,8 @@ def train(
                 log.write(json.dumps(entry) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{entry['total']:.4f}", img_s=f"{rate:.1f}", refresh=False)
+            if curve is not None and (done % cfg.train.curve_every == 0 or done == cfg.train.steps):
+                _log_curve(run_dir, curve, net, done, done * cfg.train.batch_size * world)
             if rank == 0 and (done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps or stop.requested):
                 save()
                 saved = done
@@ -287,6 +361,7 @@ def train(
                 break
     finally:
         stop.restore()
+        batches.close()
         bar.close()
         if log is not None:
             log.close()
@@ -308,6 +383,37 @@ def train(
     return summary
 
 
+def _log_curve(run_dir: Path, held, net: InpaintNet, step: int, seen: int) -> None:
+    """One point of the learning curve: held-out PSNR gain over the starting blend, per
+    bucket, appended to `curve.jsonl` and plotted to `curve.png`."""
+    entry = {"step": step, "images_seen": seen, "gain_db": held.gains(net), "crops": len(held.images)}
+    with open(run_dir / "curve.jsonl", "a") as f:
+        f.write(json.dumps(entry) + "\n")
+    plot_curve(_read_jsonl(run_dir / "curve.jsonl"), run_dir / "curve.png", net.dino_source)
+
+
+def plot_curve(entries: list[dict], path: Path, dino_source: str) -> None:
+    """The learning curve: gain over the starting blend (dB) per bucket against images seen."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    seen = [e["images_seen"] for e in entries]
+    for bucket in entries[0]["gain_db"] if entries else []:
+        ax.plot(seen, [e["gain_db"][bucket] for e in entries], marker=".", label=f"holes {bucket}")
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_xlabel("training images seen")
+    ax.set_ylabel("held-out PSNR: model - starting blend (dB)")
+    crops = entries[-1]["crops"] if entries else 0
+    ax.set_title(f"learning curve ({crops} held-out crops per bucket; dino: {dino_source})", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _plots(run_dir: Path, net: InpaintNet, cfg: Config) -> None:
     import matplotlib
 
@@ -317,7 +423,7 @@ def _plots(run_dir: Path, net: InpaintNet, cfg: Config) -> None:
     from .data import fixed_crops
     from .masks import evaluation_masks
 
-    entries = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line]
+    entries = _read_jsonl(run_dir / "log.jsonl")
     if entries:
         fig, ax = plt.subplots(figsize=(7, 4))
         for key in sorted(k for k in entries[0] if k not in ("step", "images_per_s", "lr")):

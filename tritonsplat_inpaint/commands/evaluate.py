@@ -1,10 +1,12 @@
 """Evaluate a checkpoint against classical inpainting on held-out photographs.
 
-    python -m model.evaluate [--ckpt PATH] [--out runs/eval] [--per-image 16]
+    python -m model.evaluate [--ckpt PATH] [--out runs/eval] [--per-image 96]
 
 PSNR and SSIM (whole image, known pixels composited) per mask bucket (10-20%, 20-40%,
-40-60%, fixed seeds) for the model and for OpenCV's Telea and Navier-Stokes and
-scikit-image's biharmonic inpainting, on the same images and masks. LPIPS and FID need
+40-60%, fixed seeds) for the model, its starting blend, and OpenCV's Telea and
+Navier-Stokes and scikit-image's biharmonic inpainting, on the same crops and masks of
+the held-out photographs (data.HELD_OUT: whole photographs that training never sees),
+with paired differences and their standard errors. LPIPS and FID need
 network weights that are not on this machine: the table says so rather than guess.
 Writes results.md, results.json and examples.png.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from ..checkpoint import RELEASED, load_model
 from ..cli import add_debug, entry, prog, write_report
-from ..evaluation import evaluate, markdown
+from ..evaluation import PER_IMAGE, evaluate, markdown
 
 
 def _grid(examples: dict, path: Path) -> None:
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog("evaluate"), description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", type=Path, default=RELEASED, help="checkpoint folder or run folder")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))
-    parser.add_argument("--per-image", type=int, default=16, help="crops per held-out image")
+    parser.add_argument("--per-image", type=int, default=PER_IMAGE, help="crops per held-out photograph")
     parser.add_argument("--dino-weights", help="load the checkpoint with another DINO (a timm weights file)")
     parser.add_argument("--allow-other-dino", action="store_true",
                         help="accept a DINO other than the one the checkpoint was trained with")  # fmt: skip

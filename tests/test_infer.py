@@ -11,7 +11,7 @@ import pytest
 import torch
 from model_helpers import tiny_config
 
-from tritonsplat_inpaint.infer import hole_scales, inpaint, starting_blend
+from tritonsplat_inpaint.infer import hole_scales, inpaint, probe_mask, starting_blend
 from tritonsplat_inpaint.network import build_model
 
 
@@ -79,6 +79,41 @@ def test_blend_is_the_networks_starting_fill(net):
         inpaint(net, image, mask[0, 0], method="magic")
     with pytest.raises(ValueError, match="tile: expected a multiple of 16 larger than overlap"):
         inpaint(net, image, mask[0, 0], tile=100)
+
+
+def test_the_probe_is_the_holes_shape_on_known_pixels():
+    hole = torch.zeros(64, 96, dtype=torch.bool)
+    hole[20:30, 40:60] = True
+    probe = probe_mask(hole, hole)
+    assert probe is not None and int(probe.sum()) == int(hole.sum())  # a whole copy fits
+    ys, xs = torch.nonzero(probe, as_tuple=True)
+    assert (int(ys.max() - ys.min()), int(xs.max() - xs.min())) == (9, 19)  # the same shape
+    grown = torch.nn.functional.max_pool2d(hole[None, None].float(), 9, 1, 4)[0, 0] > 0
+    assert not (probe & grown).any()  # off the hole and its margin
+    huge = torch.ones(64, 96, dtype=torch.bool)
+    huge[:4] = False
+    assert probe_mask(huge, huge) is None  # no room for a copy
+
+
+def test_the_guard_fills_big_holes_with_the_better_method_on_the_probe(net):
+    image = _smooth(128, 192)
+    hole = torch.zeros(128, 192, dtype=torch.bool)
+    hole[50:80, 80:110] = True  # 15 px thick: a reduced scale for the tiny network (radius 6.4)
+    bad = build_model(tiny_config()).eval()  # a network far off: large random Gaussians' colours
+    with torch.no_grad():
+        bad.head.proj.weight.normal_(0, 2.0)
+    guarded, report = inpaint(bad, image, hole, tile=64, overlap=16)
+    blend, _ = inpaint(bad, image, hole, method="blend", tile=64, overlap=16)
+    unguarded, _ = inpaint(bad, image, hole, tile=64, overlap=16, guard=False)
+    reduced = [s for s in report.scales if s["scale"] < 1]
+    assert reduced and all(s["method"] == "blend" for s in reduced)
+    assert all(s["probe_mse"]["model"] > s["probe_mse"]["blend"] for s in reduced)
+    assert any("blend fills its holes" in note for note in report.notes)
+    assert torch.equal(guarded, blend) and not torch.equal(unguarded, blend)
+    # the guard's choice is the one that is better on the real hole too, here
+    err = {name: float((out[:, hole] - image[:, hole]).square().mean()) for name, out in
+           (("guarded", guarded), ("unguarded", unguarded))}  # fmt: skip
+    assert err["guarded"] < err["unguarded"]
 
 
 _PEAK = """

@@ -175,6 +175,8 @@ def test_ctrl_c_is_a_clean_stop_and_the_folder_resumes_or_starts_again(tmp_path)
     assert train_command.main(_train_cmd(run, "--resume", steps=step + 2, every=100)[3:]) == 0
     steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == step + 2
+    starts = json.loads((run / "config.json").read_text())["commands"]  # every start, on record
+    assert [s["from_step"] for s in starts] == [0, step] and "--resume" in starts[1]["command"]
     # a new run there is refused, unless asked for
     with pytest.raises(
         FileExistsError, match="already holds a run; continue it with --resume, start it again with --overwrite"

@@ -27,6 +27,14 @@ window and the Gaussians it rendered (`Report.runs`), for pictures of them.
 `method="blend"` runs the same plan with the network's classical starting blend (the
 fills it mixes, at their prior weights) in place of the network: the baseline that the
 network must not do worse than.
+
+The guard (`guard=True`, the default). At every reduced scale, the scale of the big holes,
+the network must first earn its place: the scale's holes are copied, as a shape, onto
+known pixels nearby (the nearest shift that lands on known pixels: `probe_mask`), both
+the network and the starting blend fill that copy, and the one whose fill is nearer the
+known truth there fills the real holes; the report says which and by how much. It costs
+two more runs of each method at that (small) scale, and it makes the fill of a big hole
+the better of the two on the evidence the photograph itself gives.
 """
 
 from __future__ import annotations
@@ -138,13 +146,47 @@ def _fill_scale(fn, image: torch.Tensor, mask: torch.Tensor, target: torch.Tenso
     return result, count
 
 
+def probe_mask(target: torch.Tensor, hole: torch.Tensor, margin: int = 4, min_share: float = 0.5) -> torch.Tensor | None:
+    """A copy of the holes `target` ([h, w] bool) shifted onto known pixels, for the guard:
+    of the shifts by one or two of the holes' bounding-box sizes (plus `margin`) in eight
+    directions, nearest first, the first whose copy keeps at least `min_share` of its
+    pixels inside the image and off every hole (`hole`, grown by `margin`); None if none
+    does (a hole too big for its picture)."""
+    ys, xs = torch.nonzero(target, as_tuple=True)
+    if len(ys) == 0:
+        return None
+    h, w = target.shape
+    bh, bw = int(ys.max() - ys.min()) + 1 + margin, int(xs.max() - xs.min()) + 1 + margin
+    grown = F.max_pool2d(hole[None, None].float(), 2 * margin + 1, 1, margin)[0, 0] > 0
+    shifts = [(dy * bh * r, dx * bw * r) for r in (1, 2) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    shifts.sort(key=lambda s: (s[0] ** 2 + s[1] ** 2, s))
+    for dy, dx in shifts:
+        y, x = ys + dy, xs + dx
+        inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+        probe = torch.zeros_like(target)
+        probe[y[inside], x[inside]] = True
+        probe &= ~grown
+        if int(probe.sum()) >= min_share * len(ys):
+            return probe
+    return None
+
+
+def _probe_error(fn, work: torch.Tensor, work_hole: torch.Tensor, probe: torch.Tensor, tile: int, overlap: int,
+                 multiple: int) -> float:  # fmt: skip
+    """Mean squared error of `fn`'s fill of the probe (known pixels made a hole)."""
+    filled, _ = _fill_scale(fn, work, (work_hole | probe).float(), probe, tile, overlap, multiple)
+    return float((filled[:, probe] - work[:, probe]).square().mean())
+
+
 def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method: str = "model", tile: int = 256,
-            overlap: int = 64, radius: float | None = None, keep_gaussians: bool = False,
+            overlap: int = 64, radius: float | None = None, keep_gaussians: bool = False, guard: bool = True,
             ) -> tuple[torch.Tensor, Report]:  # fmt: skip
     """image [3, H, W] in [0, 1], hole [H, W] or [1, H, W] (nonzero = hole) -> (image with
     every hole pixel filled and every known pixel exactly as given, what was done). See
-    the module docstring for the plan; `keep_gaussians` records every network run's
-    Gaussians in `Report.runs` (method "model" with a Gaussian decoder)."""
+    the module docstring for the plan and the guard (`guard`: at reduced scales, the
+    network fills only where it beats the starting blend on a probe of known pixels);
+    `keep_gaussians` records every network run's Gaussians in `Report.runs` (method
+    "model" with a Gaussian decoder)."""
     if method not in ("model", "blend"):
         raise ValueError(f"method: expected 'model' or 'blend', got {method!r}")
     cfg = net.cfg
@@ -166,18 +208,17 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
         )
     rendered = []  # the last run's Gaussians, until on_window files them
 
-    if method == "model":
+    def model_fn(x, m):
+        out = net(x, m)
+        if keep_gaussians and out.get("gaussians") is not None:
+            rendered.append({k: None if v is None else v.detach().cpu() for k, v in out["gaussians"].items()})
+        return out["pred"]
 
-        def fn(x, m):
-            out = net(x, m)
-            if keep_gaussians and out.get("gaussians") is not None:
-                rendered.append({k: None if v is None else v.detach().cpu() for k, v in out["gaussians"].items()})
-            return out["pred"]
+    def plain_model_fn(x, m):
+        return net(x, m)["pred"]
 
-    else:
-
-        def fn(x, m):
-            return starting_blend(net, x, m)
+    def blend_fn(x, m):
+        return starting_blend(net, x, m)
 
     result = image.clone()
     remaining = hole.clone()
@@ -191,6 +232,18 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
             work_hole = F.interpolate(remaining[None, None].float(), size=(h, w), mode="area")[0, 0] > 0
             target = F.interpolate(here[None, None].float(), size=(h, w), mode="area")[0, 0] > 0
         scale = (H / work.shape[-2], W / work.shape[-1])
+        fn, chosen = (model_fn, "model") if method == "model" else (blend_fn, "blend")
+        probe = probe_mask(target, work_hole) if method == "model" and guard and k and net.fills else None
+        errors = None
+        if probe is not None:
+            errors = {name: _probe_error(f, work, work_hole, probe, tile, overlap, multiple)
+                      for name, f in (("model", plain_model_fn), ("blend", blend_fn))}  # fmt: skip
+            if errors["model"] > errors["blend"]:
+                fn, chosen = blend_fn, "blend"
+            report.notes.append(
+                f"scale 1/{2**k}: {chosen} fills its holes (on a probe of {int(probe.sum())} known pixels, "
+                f"PSNR {_psnr(errors['model']):.2f} dB for the model, {_psnr(errors['blend']):.2f} dB for the blend)"
+            )
 
         def on_window(top, left, window_target, k=k, scale=scale):
             if rendered:
@@ -203,8 +256,12 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
         remaining &= ~here
         report.scales.append({"scale": 2.0**-k, "holes": int((hole_levels == k).sum()),
                               "pixels": int(here.sum()), "working_size": list(work.shape[-2:]),
-                              "windows": windows})  # fmt: skip
+                              "windows": windows, "method": chosen, "probe_mse": errors})  # fmt: skip
     return result.clamp(0, 1), report
+
+
+def _psnr(mse: float) -> float:
+    return 10 * math.log10(1 / max(mse, 1e-12))
 
 
 def inpaint_picture(net: InpaintNet, picture: Picture, weight: torch.Tensor, *, method: str = "model",

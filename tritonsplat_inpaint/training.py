@@ -185,6 +185,11 @@ def parameters_digest(net: InpaintNet) -> str:
     return digest.hexdigest()
 
 
+def ckpt_step(ckpt: Path | None) -> int:
+    """The step of a checkpoint folder (`step-0000123`), 0 for none."""
+    return int(ckpt.name.removeprefix("step-")) if ckpt is not None else 0
+
+
 def holds_run(run_dir: Path) -> bool:
     """Whether `run_dir` holds a run that a new one would mix with: a checkpoint, or a log
     with at least one step (a run stopped before its first step holds none)."""
@@ -264,10 +269,12 @@ def train(
         print(f"precision: {precision} for the convolutions (train.precision={cfg.train.precision!r}), "
               "float32 for the rasterizer, the fills and the losses")  # fmt: skip
         record = cfg.to_dict() | {"dino_source": net.dino_source, "world_size": world, "precision": precision}
-        if command is not None:  # the command that made the run (kept from its first start)
+        if command is not None:  # the command that made the run (from its first start), and every start
             previous = run_dir / "config.json"
-            first = json.loads(previous.read_text()).get("command") if resume and previous.is_file() else None
-            record["command"] = first or command
+            old = json.loads(previous.read_text()) if resume and previous.is_file() else {}
+            record["command"] = old.get("command") or command
+            started = {"command": command, "from_step": ckpt_step(ckpt), "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+            record["commands"] = [*old.get("commands", []), started]
         (run_dir / "config.json").write_text(json.dumps(record, indent=1) + "\n")
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(param_groups(net, cfg), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)

@@ -2,10 +2,11 @@
 
     python -m model.release --run runs/release [--out tritonsplat_inpaint/release/cpu-small]
 
-Copies the run's latest weights (model.safetensors, at most 20 MB) and configuration,
+Copies the run's latest weights (model.safetensors, at most 20 MB), configuration and
+learning curve (curve.jsonl, curve.png),
 bundles one held-out photograph and an evaluation mask (example.png, example_mask.png;
 white = hole), inpaints it exactly as `python -m model.inpaint` would, and records in
-release.json the training command, the DINO source and the example's PSNR and SSIM, which
+release.json every training command (the first and each --resume), the DINO source and the example's PSNR and SSIM, which
 the test suite then reproduces: a change that breaks the checkpoint, the network or the
 seeded DINO it was trained with is caught.
 """
@@ -26,7 +27,7 @@ from ..checkpoint import RELEASED, load_model
 from ..classical import to_uint8
 from ..cli import add_debug, entry, prog
 from ..config import Config
-from ..data import data_paths, fixed_crops, wallpaper_paths
+from ..data import data_paths, debian_photographs, fixed_crops, photograph_name
 from ..images import compose, read_image, read_mask, write_image
 from ..infer import inpaint
 from ..masks import evaluation_masks
@@ -63,19 +64,25 @@ def release(run: Path, out: Path) -> dict:
     side = cfg.model.image_size
     image = fixed_crops(held_out, side, 1)[0]
     mask = evaluation_masks(side, side, 1)[EXAMPLE_BUCKET][0]
+    for name in ("curve.jsonl", "curve.png"):  # the learning curve, where the run logged one
+        if (run / name).is_file():
+            shutil.copyfile(run / name, out / name)
     write_image(to_uint8(image), out / "example.png")
     write_image(to_uint8(torch.from_numpy(mask > 0.5)[None].float()), out / "example_mask.png")
     info = {
         "command": record.get("command"),
+        # every start of the run (the first, then each --resume), with the step it began at
+        "commands": record.get("commands", []),
+        "precision": record.get("precision"),
         "run": str(run),
         "step": int(ckpt.name.removeprefix("step-")),
         "dino_source": record.get("dino_source"),
         "weights_mb": round(size / 2**20, 2),
         # the data on the releasing machine (the wallpapers only when installed there)
         "training_images": len(train_paths),
-        "of_which_wallpapers": len(wallpaper_paths()),
-        "held_out": [p.name for p in held_out],
-        "example": {"image": f"held-out crop of {held_out[0].name}", "mask_bucket": EXAMPLE_BUCKET}
+        "of_which_debian": len(set(train_paths) & set(debian_photographs())),
+        "held_out": [photograph_name(p) for p in held_out],
+        "example": {"image": f"held-out crop of {photograph_name(held_out[0])}", "mask_bucket": EXAMPLE_BUCKET}
         | example_scores(out),
         "torch": torch.__version__,
     }

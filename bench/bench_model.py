@@ -10,12 +10,13 @@ import torch
 
 from tritonsplat_inpaint.checkpoint import RELEASED as DEFAULT_CKPT
 from tritonsplat_inpaint.checkpoint import load_model
+from tritonsplat_inpaint.classical import fill_batch
 from tritonsplat_inpaint.config import preset
 from tritonsplat_inpaint.data import RandomCrops, default_image_paths
 from tritonsplat_inpaint.dino import FeatureCache
 from tritonsplat_inpaint.masks import bucket_mask
 from tritonsplat_inpaint.network import build_model
-from tritonsplat_inpaint.training import batch_at, crop_indices, losses
+from tritonsplat_inpaint.training import autocast_dtype, batch_at, crop_indices, optimiser_step
 
 from .common import environment
 
@@ -42,25 +43,29 @@ def bench_inference_256(benchmark):
 
 @pytest.mark.parametrize("dino_cache", [False, True], ids=["fresh-crops", "cached-dino"])
 def bench_train_step(benchmark, dino_cache):
-    """One optimizer step of the default preset (eager). With the cache (a crop pool that
-    comes round again) the complete images' DINO features are looked up, not computed."""
+    """One optimizer step of the default preset (eager; its precision and layout as
+    training sets them, the batch's fills made beforehand: `python -m bench.train_speed`
+    times the whole loop). With the cache (a crop pool that comes round again) the
+    complete images' DINO features are looked up, not computed."""
     cfg = preset("cpu-small")
-    net = build_model(cfg)
+    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    net = build_model(cfg).to(memory_format=layout)
     data = RandomCrops(default_image_paths()[:4], cfg.model.image_size)
     images, masks = batch_at(data, cfg, 0, 0, 1)
-    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=cfg.train.lr)
+    batch = (images.contiguous(memory_format=layout), masks, fill_batch(net.fills, images * (1 - masks), masks))
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.train.lr)
     cache, keys = FeatureCache(), crop_indices(cfg, 0, 0, 1)
+    dtype = autocast_dtype(cfg, torch.device("cpu"))
 
     def step():
         complete = cache(net.dino, images, keys) if dino_cache else None
-        parts = losses(net, net(images, masks), images, masks, cfg, complete=complete)
-        opt.zero_grad(set_to_none=True)
-        parts["total"].backward()
-        opt.step()
+        optimiser_step(net, opt, params, cfg, batch, dtype, complete=complete)
 
     step()
     benchmark.group = "train step"
-    benchmark.extra_info.update(batch=cfg.train.batch_size, compiled=False, dino_cache=dino_cache, **environment())
+    benchmark.extra_info.update(batch=cfg.train.batch_size, compiled=False, dino_cache=dino_cache,
+                                autocast=str(dtype), **environment())  # fmt: skip
     benchmark.pedantic(step, rounds=5, warmup_rounds=1)
     benchmark.extra_info["images_per_s"] = cfg.train.batch_size / benchmark.stats.stats.mean
 

@@ -2,20 +2,21 @@
 
     OMP_NUM_THREADS=1 python -m bench.photographs [--out docs/model/photographs] [--widths 500 1000 4000]
 
-Photographs: at 500 px wide the two held-out photographs that ship with scikit-learn and
-matplotlib (China, Grace Hopper: never seen in training); at 1000 and 4000 px wide
-photographs from Debian's plasma-workspace-wallpapers (By the Water, Path, Fallen Leaf,
-One Stands Out; 2560 x 1600 originals, so 4000 x 3000 is a 4:3 crop enlarged 1.9x).
-Those wallpapers are among the training images when installed, where training saw them
-shrunk to a short side of at most 512 px, in random 128-256 px crops. Holes, scaled with
-the picture: thin scratches (six polylines about 0.4% of the width thick), an object (an
-ellipse of 8% of the area) and a third of the picture (an ellipse of 33%).
+Photographs: the default catalogue's held-out photographs (`tritonsplat_inpaint.data.HELD_OUT`:
+never seen in training), three per width: at 500 px wide Grace Hopper (matplotlib's) and two
+Lomiri wallpapers (Picture 0B, Greentock); at 1000 px ColdRipple and Grey (Plasma) and Wine
+(Lomiri); at 4000 x 3000 Kleiber, Aitzgorri and Friends (Lomiri; a 4:3 crop, resized).
+The wallpapers need `apt-get install plasma-workspace-wallpapers lomiri-wallpapers`.
+Holes, scaled with the picture: thin scratches (six polylines about 0.4% of the width
+thick), an object (an ellipse of 8% of the area) and a third of the picture (an ellipse
+of 33%).
 
 Methods: OpenCV's Telea and scikit-image's biharmonic at full resolution (biharmonic
 only up to 250,000 hole pixels: its sparse solve grows past minutes and gigabytes
 beyond), the network's classical starting blend and the network itself on the
-scale-adaptive, windowed plan of `tritonsplat_inpaint.infer`, and the network run on the
-whole photograph at full resolution (what `model.inpaint` did before; up to 1000 px).
+scale-adaptive, windowed plan of `tritonsplat_inpaint.infer` (with its guard, as
+`model.inpaint` runs it, and without), and the network run on the whole photograph at
+full resolution (what `model.inpaint` did before the plan; up to 1000 px).
 
 Each run is its own process, so that its peak memory (the process's resident-set high-water
 mark, VmHWM: everything it holds, Python and libraries included) is its own; time is
@@ -39,47 +40,52 @@ from pathlib import Path
 
 import numpy as np
 
-WALLPAPERS = Path("/usr/share/wallpapers")
 BIHARMONIC_MAX = 250_000
 FULL_RES_MAX_WIDTH = 1000
-METHODS = ["telea", "biharmonic", "blend", "model", "model-full-res"]
+METHODS = ["telea", "biharmonic", "blend", "model", "model-unguarded", "model-full-res"]
 TITLES = {
     "telea": "Telea (full res)",
     "biharmonic": "biharmonic (full res)",
     "blend": "starting blend (adaptive)",
-    "model": "**model (adaptive)**",
+    "model": "**model (adaptive, guarded)**",
+    "model-unguarded": "model (adaptive, no guard)",
     "model-full-res": "model at full res (before)",
 }
 HOLES = ["scratches", "object 8%", "third 33%"]
-EXAMPLE = ("path", 1000, "third 33%")
+EXAMPLE = ("ColdRipple", 1000, "third 33%")
 
 
 def _sources() -> dict[str, Path]:
     import matplotlib.cbook
-    import sklearn.datasets
 
-    wall = "{}/contents/images/2560x1600.jpg"
+    from tritonsplat_inpaint.data import BACKGROUNDS, WALLPAPERS
+
+    plasma = "{}/contents/images/2560x1600.jpg"
     return {
-        "china": Path(sklearn.datasets.__file__).parent / "images" / "china.jpg",
         "grace-hopper": Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)),
-        "by-the-water": WALLPAPERS / wall.format("BytheWater"),
-        "path": WALLPAPERS / wall.format("Path"),
-        "fallen-leaf": WALLPAPERS / wall.format("FallenLeaf"),
-        "one-stands-out": WALLPAPERS / wall.format("OneStandsOut"),
+        "Picture_0B": BACKGROUNDS / "Picture_0B_by_freespace.jpg",
+        "greentock": BACKGROUNDS / "greentock_by_Peter_Nerlich.jpg",
+        "ColdRipple": WALLPAPERS / plasma.format("ColdRipple"),
+        "Grey": WALLPAPERS / plasma.format("Grey"),
+        "Wine": BACKGROUNDS / "Wine_by_Jakkub_Mede.jpg",
+        "Kleiber": BACKGROUNDS / "Kleiber_by_Lukas_Baubkus.jpg",
+        "aitzgorri": BACKGROUNDS / "aitzgorri_by_Aitzol_Berasategi.jpg",
+        "friends": BACKGROUNDS / "friends_by_Aitzol_Berasategi.jpg",
     }
 
 
-PICTURES = {500: ["china", "grace-hopper"], 1000: ["by-the-water", "path"], 4000: ["fallen-leaf", "one-stands-out"]}
+PICTURES = {500: ["grace-hopper", "Picture_0B", "greentock"], 1000: ["ColdRipple", "Grey", "Wine"],
+            4000: ["Kleiber", "aitzgorri", "friends"]}  # fmt: skip
 
 
 def photograph(name: str, width: int) -> np.ndarray:
     from PIL import Image
 
     img = Image.open(_sources()[name]).convert("RGB")
-    if width == 4000:  # a 4:3 crop, enlarged to 4000 x 3000
-        w = img.height * 4 // 3
-        left = (img.width - w) // 2
-        img = img.crop((left, 0, left + w, img.height))
+    if width == 4000:  # a central 4:3 crop (landscape), resized to 4000 x 3000
+        w, h = min(img.width, img.height * 4 // 3), min(img.height, img.width * 3 // 4)
+        left, top = (img.width - w) // 2, (img.height - h) // 2
+        img = img.crop((left, top, left + w, top + h))
         return np.asarray(img.resize((4000, 3000), Image.Resampling.LANCZOS))
     return np.asarray(img.resize((width, round(img.height * width / img.width)), Image.Resampling.LANCZOS))
 
@@ -121,7 +127,7 @@ def run_one(method: str, image: Path, mask: Path, out: Path) -> dict:
     from tritonsplat_inpaint.images import compose, read_image, read_mask, write_image
 
     net = None
-    if method in ("blend", "model", "model-full-res"):
+    if method in ("blend", "model", "model-unguarded", "model-full-res"):
         from tritonsplat_inpaint.checkpoint import load_model
 
         net, _ = load_model()
@@ -137,6 +143,7 @@ def run_one(method: str, image: Path, mask: Path, out: Path) -> dict:
         from tritonsplat_inpaint.infer import inpaint
 
         kw = {"radius": 1e9, "tile": 1 << 20} if method == "model-full-res" else {}
+        kw |= {"guard": False} if method == "model-unguarded" else {}
         filled, _ = inpaint(net, picture.rgb, hole, method="blend" if method == "blend" else "model", **kw)
     write_image(compose(picture, filled, weight), out)
     return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb()}
@@ -218,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = [n for w in args.widths for n in PICTURES[w] if not _sources()[n].is_file()]
     if missing:
         raise SystemExit(
-            f"photographs missing: {missing} (apt install plasma-workspace-wallpapers for 1000 and 4000 px)"
+            f"photographs missing: {missing} (apt-get install plasma-workspace-wallpapers lomiri-wallpapers)"
         )
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)

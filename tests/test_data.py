@@ -89,6 +89,7 @@ def test_large_images_are_shrunk_for_training_crops(tmp_path):
     path = tmp_path / "big.png"
     Image.new("RGB", (900, 600), (10, 200, 30)).save(path)
     ds = RandomCrops([path], 32)
-    assert ds.images[0].shape == (3, 128, 192)  # short side: 4 crops
+    assert ds.images[0].shape == (3, 256, 384)  # short side: 8 crops
+    assert RandomCrops([path], 32, max_scale=4).images[0].shape == (3, 128, 192)
     assert ds[0].shape == (3, 32, 32)
     torch.testing.assert_close(ds.images[0][:, 5, 5], torch.tensor([10, 200, 30]) / 255, atol=1e-6, rtol=0)

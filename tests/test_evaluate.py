@@ -25,7 +25,9 @@ def test_evaluate_writes_a_table_for_every_bucket_and_method(tmp_path):
         assert set(scores) == {"2DGS model (ours)", "starting blend (model before training)", "telea (OpenCV)",
                                "navier-stokes (OpenCV)", "biharmonic (scikit-image)"}  # fmt: skip
         # an untrained network is its starting blend (its residual and logits start at 0)
-        assert abs(scores["2DGS model (ours)"]["psnr"] - scores["starting blend (model before training)"]["psnr"]) < 1e-3
+        assert (
+            abs(scores["2DGS model (ours)"]["psnr"] - scores["starting blend (model before training)"]["psnr"]) < 1e-3
+        )
         assert all(5 < s["psnr"] < 60 and 0 < s["ssim"] <= 1 for s in scores.values())
     # harder masks score lower for a classical method
     b = results["buckets"]

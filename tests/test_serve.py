@@ -137,14 +137,18 @@ def test_the_page_keeps_the_photographs_mode_as_the_command_line_does(server, tm
     image, mask = _example_pair()
     for folder in ("in", "masks"):
         (tmp_path / folder).mkdir()
-    Image.fromarray(np.dstack([image, np.full(image.shape[:2], 180, np.uint8)]), "RGBA").save(tmp_path / "in" / "rgba.png")
+    Image.fromarray(np.dstack([image, np.full(image.shape[:2], 180, np.uint8)]), "RGBA").save(
+        tmp_path / "in" / "rgba.png"
+    )
     cv2.imwrite(str(tmp_path / "in" / "gray16.png"), (image.mean(-1) * 257).astype(np.uint16))
     for name in ("rgba", "gray16"):
         Image.fromarray(mask).save(tmp_path / "masks" / f"{name}.png")
     args = ["--image", str(tmp_path / "in"), "--mask", str(tmp_path / "masks"), "--out", str(tmp_path / "out")]
     assert cli.main(args) == 0
     for name in ("rgba", "gray16"):
-        status, events = _post(server, (tmp_path / "in" / f"{name}.png").read_bytes(), _png(mask), names=(f"{name}.png", "m.png"))
+        status, events = _post(
+            server, (tmp_path / "in" / f"{name}.png").read_bytes(), _png(mask), names=(f"{name}.png", "m.png")
+        )
         got = _decode(events[-1]["result"]["image"])
         want = np.asarray(Image.open(tmp_path / "out" / f"{name}.png"))
         assert status == 200 and np.array_equal(got, want)
@@ -222,7 +226,8 @@ def test_inverted_and_large_holes_as_the_command_line_takes_them(server):
     status, events = _post(server, _png(image), _png(255 - mask), allow_large="1")
     notes = events[-1]["result"]["notes"]
     assert [n["text"] for n in notes if n["level"] == "warning"] == [
-        "The hole is 89% of the photograph, above the 60% the model was trained on: expect a smooth, blurry fill."]
+        "The hole is 89% of the photograph, above the 60% the model was trained on: expect a smooth, blurry fill."
+    ]
 
 
 def test_a_large_hole_runs_the_network_at_several_scales_and_the_overlay_shows_every_run(server, tmp_path):

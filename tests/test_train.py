@@ -17,12 +17,12 @@ import torch
 from model_helpers import TINY_SET, tiny_config
 from safetensors.torch import load_file
 
+from tritonsplat_inpaint.classical import fill_batch
 from tritonsplat_inpaint.commands import train as train_command
 from tritonsplat_inpaint.commands.train import _free_run_dir
 from tritonsplat_inpaint.data import RandomCrops, default_image_paths
 from tritonsplat_inpaint.dino import FeatureCache
 from tritonsplat_inpaint.network import build_model
-from tritonsplat_inpaint.classical import fill_batch
 from tritonsplat_inpaint.training import (
     Batches,
     autocast_dtype,

@@ -146,7 +146,9 @@ def _fill_scale(fn, image: torch.Tensor, mask: torch.Tensor, target: torch.Tenso
     return result, count
 
 
-def probe_mask(target: torch.Tensor, hole: torch.Tensor, margin: int = 4, min_share: float = 0.5) -> torch.Tensor | None:
+def probe_mask(
+    target: torch.Tensor, hole: torch.Tensor, margin: int = 4, min_share: float = 0.5
+) -> torch.Tensor | None:
     """A copy of the holes `target` ([h, w] bool) shifted onto known pixels, for the guard:
     of the shifts by one or two of the holes' bounding-box sizes (plus `margin`) in eight
     directions, nearest first, the first whose copy keeps at least `min_share` of its

@@ -5,8 +5,9 @@ A run folder holds `config.json` (the configuration in full, the DINO source, th
 precision and the command), `log.jsonl` (one line per logged step), `curve.jsonl` and
 `curve.png` (the learning curve: held-out PSNR of the model minus its starting blend, per
 bucket, against images seen), `loss.png`, `samples.png` (masked input / output / truth on
-held-out images) and checkpoints (`step-*/`; `latest` names the newest). Every batch and mask is a function of (seed, rank, step), so a resumed run sees
-exactly the data the uninterrupted run would have.
+held-out images) and checkpoints (`step-*/`; `latest` names the newest). Every batch
+and mask is a function of (seed, rank, step), so a resumed run sees exactly the data the
+uninterrupted run would have.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import torch
 import torch.distributed as dist
 
 from . import checkpoint
-from .config import Config
 from .classical import fill_batch
+from .config import Config
 from .data import RandomCrops, data_paths
 from .dino import FeatureCache
 from .losses import PatchDiscriminator, dino_cosine, hinge_d_loss, hinge_g_loss, masked_l1, masked_l2, structure_loss
@@ -158,6 +159,23 @@ def losses(
         parts["gan"] = t.gan * hinge_g_loss(disc(out["output"], masks))
     parts["total"] = sum(parts.values())
     return parts
+
+
+def optimiser_step(model, opt, params, cfg: Config, batch, dtype: torch.dtype | None, disc=None, step: int = 0,
+                   complete: torch.Tensor | None = None) -> tuple[dict, dict]:  # fmt: skip
+    """One step of the network's optimiser on `batch` (images, masks, fills): the forward
+    under autocast to `dtype` (None: float32), the losses in float32, the backward, the
+    clipped update. Returns (the network's outputs, the loss terms)."""
+    images, masks, fills = batch
+    model.train()
+    with torch.autocast(images.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        out = model(images, masks, fills)
+    parts = losses(model, out, images, masks, cfg, disc, step, complete)
+    opt.zero_grad(set_to_none=True)
+    parts["total"].backward()
+    torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+    opt.step()
+    return out, parts
 
 
 def _setup_distributed() -> tuple[int, int, torch.device]:
@@ -332,17 +350,10 @@ def train(
             masks, fills = masks.to(device), [f.to(device) for f in fills]
             for group in opt.param_groups:
                 group["lr"] = learning_rate(cfg, step) * group["lr_scale"]
-            model.train()
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                out = model(images, masks, fills)
             complete = None
             if cache is not None:
                 complete = cache(net.dino, images, crop_indices(cfg, step, rank, world))
-            parts = losses(model, out, images, masks, cfg, disc, step, complete)
-            opt.zero_grad(set_to_none=True)
-            parts["total"].backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
-            opt.step()
+            out, parts = optimiser_step(model, opt, params, cfg, (images, masks, fills), dtype, disc, step, complete)
             if disc is not None and step >= cfg.train.gan_start:
                 d_loss = hinge_d_loss(disc(images, masks), disc(out["output"].detach(), masks))
                 d_opt.zero_grad(set_to_none=True)

@@ -3,12 +3,12 @@
     python -m model.release --run runs/release [--out tritonsplat_inpaint/release/cpu-small]
 
 Copies the run's latest weights (model.safetensors, at most 20 MB), configuration and
-learning curve (curve.jsonl, curve.png),
-bundles one held-out photograph and an evaluation mask (example.png, example_mask.png;
-white = hole), inpaints it exactly as `python -m model.inpaint` would, and records in
-release.json every training command (the first and each --resume), the DINO source and the example's PSNR and SSIM, which
-the test suite then reproduces: a change that breaks the checkpoint, the network or the
-seeded DINO it was trained with is caught.
+learning curve (curve.jsonl, curve.png), bundles one held-out photograph and an
+evaluation mask (example.png, example_mask.png; white = hole), inpaints it exactly as
+`python -m model.inpaint` would, and records in release.json every training command (the
+first and each --resume), the DINO source and the example's PSNR and SSIM, which the test
+suite then reproduces: a change that breaks the checkpoint, the network or the seeded
+DINO it was trained with is caught.
 """
 
 from __future__ import annotations

@@ -293,3 +293,21 @@ def test_the_learning_curve_is_logged_plotted_and_trimmed_on_resume(tmp_path):
     train(tiny_config(steps=6, curve_every=2, checkpoint_every=2), run, resume=True, compile=False, progress=False)
     steps = [json.loads(line)["step"] for line in (run / "curve.jsonl").read_text().splitlines()]
     assert steps == [0, 2, 4, 6]
+
+
+def test_log_mse_is_minus_a_tenth_of_the_mean_psnr_that_evaluation_reports():
+    from tritonsplat.metrics import psnr
+    from tritonsplat_inpaint.losses import log_mse
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(4, 3, 16, 16, generator=g)
+    output = (
+        target + torch.randn(4, 3, 16, 16, generator=g) * torch.tensor([0.001, 0.01, 0.03, 0.1])[:, None, None, None]
+    )
+    output = output.clamp(0, 1)
+    assert abs(float(log_mse(output, target)) + float(psnr(output, target).mean()) / 10) < 1e-4
+    # its gradient weights the nearly exact crop the most (the one where a residual costs most dB)
+    output.requires_grad_(True)
+    log_mse(output, target).backward()
+    per_crop = output.grad.abs().flatten(1).sum(1)
+    assert per_crop.argmax() == 0

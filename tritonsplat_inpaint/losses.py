@@ -22,6 +22,17 @@ def masked_l2(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, w_ho
     return ((pred - target).square() * weight).mean()
 
 
+def log_mse(output: torch.Tensor, target: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """The mean over crops of log10 of each crop's mean squared error (whole image, known
+    pixels composited): minus a tenth of the mean PSNR that evaluation reports, so its
+    gradient weights each crop by 1 / its MSE. An L1 or L2 loss weights crops by their
+    error instead, and so learns most from textured crops, where a residual pays, and
+    least from smooth ones, where any residual at all costs many dB (measured: L1 + L2
+    runs scored 0.1-0.6 dB below their starting blend on held-out crops of 10-20% holes)."""
+    mse = (output - target).square().flatten(1).mean(1)
+    return torch.log10(mse + eps).mean()
+
+
 def structure_loss(pred: torch.Tensor, target: torch.Tensor, scales: int = 3) -> torch.Tensor:
     """A perceptual term that needs no downloaded weights: 1 - SSIM at `scales` octaves
     plus the L1 of image gradients (edges). (LPIPS needs VGG/AlexNet weights that this

@@ -222,7 +222,8 @@ class InpaintNet(nn.Module):
                 pred = fills[0] + pred
             elif fills:  # per-pixel softmax over the fills, from the prior's weights
                 weights = torch.softmax(self.prior_logits + pred[:, 3:], 1)  # [B, n, H, W]
-                pred = torch.einsum("bnhw,bnchw->bchw", weights, torch.stack(fills, 1)) + pred[:, :3]
+                mixed = torch.einsum("bnhw,bnchw->bchw", weights, torch.stack(fills, 1))
+                pred = mixed + pred[:, :3] if self.cfg.residual else mixed
             output = pred * mask + image * (1 - mask)
         return dict(pred=pred, output=output, cond=cond, dino_masked=dino_masked, gaussians=gaussians)
 

@@ -29,7 +29,16 @@ from .classical import fill_batch
 from .config import Config
 from .data import RandomCrops, data_paths
 from .dino import FeatureCache
-from .losses import PatchDiscriminator, dino_cosine, hinge_d_loss, hinge_g_loss, masked_l1, masked_l2, structure_loss
+from .losses import (
+    PatchDiscriminator,
+    dino_cosine,
+    hinge_d_loss,
+    hinge_g_loss,
+    log_mse,
+    masked_l1,
+    masked_l2,
+    structure_loss,
+)
 from .masks import curriculum_ratio, random_mask
 from .network import InpaintNet, build_model
 
@@ -149,6 +158,8 @@ def losses(
         "l1": masked_l1(out["pred"], images, masks, t.l1_hole, t.l1_valid),
         "structure": t.perceptual * structure_loss(out["output"], images),
     }
+    if t.log_mse:
+        parts["log_mse"] = t.log_mse * log_mse(out["output"], images)
     if t.l2_hole or t.l2_valid:
         parts["l2"] = masked_l2(out["pred"], images, masks, t.l2_hole, t.l2_valid)
     if out["dino_masked"] is not None and t.dino_cosine:
@@ -448,7 +459,7 @@ def _plots(run_dir: Path, net: InpaintNet, cfg: Config) -> None:
             ax.plot([e["step"] for e in entries], [e.get(key, np.nan) for e in entries], label=key)
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
-        ax.set_yscale("log")
+        ax.set_yscale("symlog", linthresh=1e-2)  # log_mse is negative
         ax.legend()
         ax.set_title(f"training losses (dino: {net.dino_source})")
         fig.tight_layout()

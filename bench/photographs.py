@@ -172,13 +172,14 @@ def machine() -> str:
 
 
 def markdown(results: dict) -> str:
+    methods = [m for m in METHODS if any(m in r["methods"] for r in results["runs"])]
     lines = [
         f"Measured {results['date']} on {results['machine']}.",
         "",
         "PSNR in the hole (dB, mean over the pictures; higher is better), time (s) and peak memory (MB) per run.",
         "",
-        "| width | hole | hole px | " + " | ".join(TITLES[m] for m in METHODS) + " | model: time, peak MB |",
-        "| ---: | --- | ---: | " + " | ".join("---:" for _ in METHODS) + " | ---: |",
+        "| width | hole | hole px | " + " | ".join(TITLES[m] for m in methods) + " | model: time, peak MB |",
+        "| ---: | --- | ---: | " + " | ".join("---:" for _ in methods) + " | ---: |",
     ]
     for width in sorted({r["width"] for r in results["runs"]}):
         for kind in HOLES:
@@ -186,7 +187,7 @@ def markdown(results: dict) -> str:
             if not rows:
                 continue
             cells = []
-            for m in METHODS:
+            for m in methods:
                 got = [r["methods"][m]["psnr"] for r in rows if r["methods"].get(m, {}).get("psnr") is not None]
                 cells.append(f"{np.mean(got):.2f}" if len(got) == len(rows) else "not run")
             model = [r["methods"]["model"] for r in rows]
@@ -194,13 +195,13 @@ def markdown(results: dict) -> str:
             cost = f"{np.mean([m['seconds'] for m in model]):.1f} s, {max(m['peak_mb'] for m in model):.0f}"
             lines.append(f"| {width} | {kind} | {pixels:,.0f} | " + " | ".join(cells) + f" | {cost} |")
     lines += ["", "Time (s) and peak memory (MB) of every method, the largest over the pictures:", ""]
-    lines += ["| width | hole | " + " | ".join(TITLES[m] for m in METHODS) + " |",
-              "| ---: | --- | " + " | ".join("---:" for _ in METHODS) + " |"]  # fmt: skip
+    lines += ["| width | hole | " + " | ".join(TITLES[m] for m in methods) + " |",
+              "| ---: | --- | " + " | ".join("---:" for _ in methods) + " |"]  # fmt: skip
     for width in sorted({r["width"] for r in results["runs"]}):
         for kind in HOLES:
             rows = [r for r in results["runs"] if r["width"] == width and r["hole"] == kind]
             cells = []
-            for m in METHODS:
+            for m in methods:
                 got = [r["methods"][m] for r in rows if r["methods"].get(m, {}).get("seconds") is not None]
                 cells.append(f"{max(g['seconds'] for g in got):.1f} s, {max(g['peak_mb'] for g in got):.0f} MB"
                              if got else "not run")  # fmt: skip
@@ -213,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.photographs", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/model/photographs"))
     parser.add_argument("--widths", type=int, nargs="+", default=[500, 1000, 4000], choices=sorted(PICTURES))
+    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS, help="the methods to run")
     parser.add_argument("--work", type=Path, default=Path("runs/photographs"), help="inputs and outputs of every run")
     parser.add_argument("--one", nargs=4, metavar=("METHOD", "IMAGE", "MASK", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -243,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                 Image.fromarray(mask).save(mask_path)
                 row = {"picture": name, "width": width, "height": truth.shape[0], "hole": kind,
                        "hole_pixels": int((mask > 0).sum()), "methods": {}}  # fmt: skip
-                for method in METHODS:
+                for method in args.methods:
                     if method == "biharmonic" and row["hole_pixels"] > BIHARMONIC_MAX:
                         continue
                     if method == "model-full-res" and width > FULL_RES_MAX_WIDTH:

@@ -243,7 +243,13 @@ def test_a_large_hole_runs_the_network_at_several_scales_and_the_overlay_shows_e
     status, events = _post(server, china.read_bytes(), _png(mask), names=("china.jpg", "m.png"))
     result = events[-1]["result"]
     g = result["gaussians"]
-    assert status == 200 and g["runs"] >= 3 and g["scales"][0] == "1/1" and len(g["scales"]) >= 2, g
+    # the square's scale is filled by the network or, where the guard found the blend better
+    # on a copy of the hole over known pixels, by the blend: the page says which
+    guard = [n["text"] for n in result["notes"] if n["said"].startswith("guard")]
+    assert len(guard) == 1 and guard[0].startswith("The large hole is filled at 1/"), result["notes"]
+    coarse_by_model = "by the model" in guard[0]
+    assert status == 200 and g["runs"] >= 2 and g["scales"][0] == "1/1", g
+    assert (len(g["scales"]) >= 2) == coarse_by_model, g
     assert cli.main(["--image", str(china), "--mask", str(tmp_path / "m.png"), "--out", str(tmp_path / "o.png")]) == 0
     assert np.array_equal(_decode(result["image"]), np.asarray(Image.open(tmp_path / "o.png")))
     with urllib.request.urlopen(f"{server}/api/overlay/{result['id']}?sigma=1&style=outline", timeout=60) as r:
@@ -251,7 +257,8 @@ def test_a_large_hole_runs_the_network_at_several_scales_and_the_overlay_shows_e
     zoom = overlay.shape[0] // image.shape[0]
     assert overlay.shape[:2] == (image.shape[0] * zoom, image.shape[1] * zoom)
     outlined = (overlay != np.repeat(np.repeat(_decode(result["image"]), zoom, 0), zoom, 1)).any(-1)
-    assert outlined[100 * zoom : 250 * zoom, 300 * zoom : 450 * zoom].mean() > 0.05  # the coarse run's
+    if coarse_by_model:
+        assert outlined[100 * zoom : 250 * zoom, 300 * zoom : 450 * zoom].mean() > 0.05  # the coarse run's
     assert outlined[378 * zoom : 386 * zoom, 20 * zoom : 600 * zoom].mean() > 0.05  # the scratch's windows
     assert not outlined[: 60 * zoom, : 200 * zoom].any()  # far from any hole: untouched
 

@@ -243,8 +243,9 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
             if errors["model"] > errors["blend"]:
                 fn, chosen = blend_fn, "blend"
             report.notes.append(
-                f"scale 1/{2**k}: {chosen} fills its holes (on a probe of {int(probe.sum())} known pixels, "
-                f"PSNR {_psnr(errors['model']):.2f} dB for the model, {_psnr(errors['blend']):.2f} dB for the blend)"
+                f"guard at scale 1/{2**k}: the {chosen} fills its holes (on a probe of {int(probe.sum())} known "
+                f"pixels, PSNR {_psnr(errors['model']):.2f} dB for the model, {_psnr(errors['blend']):.2f} dB for "
+                "the blend)"
             )
 
         def on_window(top, left, window_target, k=k, scale=scale):

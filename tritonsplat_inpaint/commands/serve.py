@@ -92,6 +92,9 @@ _PLAIN_NOTES = [
     (r"soft mask: (\d+) pixels", "The mask has a soft edge ({0} grey pixels): the fill is blended over them in "
      "proportion."),
     (r"mask in colour", "The mask is in colour: every non-black pixel counts as hole."),
+    (r"guard at scale 1/(\d+): the (model|blend) fills .*PSNR ([\d.]+) dB for the model, ([\d.]+) dB for the blend",
+     "The large hole is filled at 1/{0} scale by the {1}: on a copy of the hole placed over known pixels, the "
+     "model scored {2} dB and the classical blend {3} dB."),
 ]  # fmt: skip
 
 
@@ -272,7 +275,7 @@ def fill_upload(
             start = time.perf_counter()
             array, report = inpaint_picture(net, picture, weight, tile=tile, keep_gaussians=True)
             timings["network"] = time.perf_counter() - start
-            notes = notes + [f"warning: {n}" for n in report.notes]
+            notes = notes + [n if n.startswith("guard") else f"warning: {n}" for n in report.notes]
             patch, overlap = cfg.model.patch_size, cfg.model.overlap
             # what the overlay draws, no more: a large photograph runs the network in many windows
             runs = [replace(run, gaussians={k: run.gaussians[k] for k in ("means", "cholesky")}) for run in report.runs]

@@ -381,7 +381,8 @@ def train(
                 log.write(json.dumps(entry) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{entry['total']:.4f}", img_s=f"{rate:.1f}", refresh=False)
-            if curve is not None and (done % cfg.train.curve_every == 0 or done == cfg.train.steps):
+            last = done == cfg.train.steps or stop.requested
+            if curve is not None and (done % cfg.train.curve_every == 0 or last):
                 _log_curve(run_dir, curve, net, done, done * cfg.train.batch_size * world)
             if rank == 0 and (done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps or stop.requested):
                 save()

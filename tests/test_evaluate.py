@@ -1,5 +1,5 @@
 """Evaluation: every method in every bucket, on the same held-out images and masks, with
-the DINO source and the missing LPIPS/FID said in the table."""
+the DINO source and the judge (or why there is none) said in the table."""
 
 import json
 
@@ -18,12 +18,13 @@ def test_evaluate_writes_a_table_for_every_bucket_and_method(tmp_path):
     cfg = tiny_config()
     ckpt = checkpoint.save(tmp_path / "run", 1, build_model(cfg), cfg, {"step": 1})
     out = tmp_path / "eval"
-    assert evaluate.main(["--ckpt", str(ckpt), "--out", str(out), "--per-image", "4"]) == 0
+    assert evaluate.main(["--ckpt", str(ckpt), "--out", str(out), "--per-image", "4", "--judge-input", "0",
+                          "--no-full-size"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert set(results["buckets"]) == {"10-20%", "20-40%", "40-60%"}
     for scores in results["buckets"].values():
         assert set(scores) == {"2DGS model (ours)", "starting blend (model before training)", "telea (OpenCV)",
-                               "navier-stokes (OpenCV)", "biharmonic (scikit-image)"}  # fmt: skip
+                               "navier-stokes (OpenCV)", "biharmonic (scikit-image)", "FSR (OpenCV contrib)"}  # fmt: skip
         # an untrained network is its starting blend (its residual and logits start at 0)
         assert (
             abs(scores["2DGS model (ours)"]["psnr"] - scores["starting blend (model before training)"]["psnr"]) < 1e-3
@@ -45,7 +46,7 @@ def test_evaluate_writes_a_table_for_every_bucket_and_method(tmp_path):
             assert d["ssim"]["stderr"] >= 0
     table = (out / "results.md").read_text()
     assert "Paired on the same 4 crops" in table
-    assert "random:seed=0" in table and "LPIPS and FID: not computed" in table
+    assert "random:seed=0" in table and "FD-DINOv2 and texture ratio: not computed (--judge-input 0)" in table
     grid = np.asarray(Image.open(out / "examples.png").convert("RGB"))
     assert grid.shape[0] > 3 * 100 and grid.shape[1] > 6 * 100  # a row per bucket, a column per method
     assert grid.std() > 10

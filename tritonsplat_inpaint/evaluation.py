@@ -1,8 +1,14 @@
-"""Scoring a network against classical inpainting on held-out photographs: PSNR and SSIM
-(whole image, known pixels composited) per mask bucket for the model, its starting blend
-(the classical fills mixed at the prior's weights: the model before training), OpenCV's
-Telea and Navier-Stokes and scikit-image's biharmonic inpainting, on the same crops and
-masks, with paired differences and their standard errors; and the table that reports
+"""Scoring a network against classical inpainting on held-out photographs, per mask
+bucket, for the model, its starting blend (the classical fills mixed at the prior's
+weights: the model before training), OpenCV's Telea, Navier-Stokes and FSR and
+scikit-image's biharmonic inpainting, on the same crops and masks:
+
+- PSNR and SSIM (whole image, known pixels composited);
+- with the real DINOv2 as the judge (`perceptual.py`): the perceptual distance (1 - cosine
+  of the patch tokens that the hole touches), FD-DINOv2 over the bucket's crops, and the
+  texture ratio in the hole (the fill's Laplacian energy over the truth's);
+
+with paired differences and their standard errors per crop; and the table that reports
 them. Every classical fill is computed once and shared by the baselines, the blend and
 the network's own inputs."""
 
@@ -16,6 +22,7 @@ from .classical import fill_batch
 from .config import Config
 from .data import data_paths, fixed_crops, photograph_name
 from .masks import BUCKETS, evaluation_masks
+from .perceptual import Judge, frechet_distance, hole_tokens, texture_ratio, token_distance
 
 MODEL = "2DGS model (ours)"
 BLEND = "starting blend (model before training)"
@@ -28,6 +35,7 @@ BASELINES = {  # table name: key of model.classical.PREFILLS
     "telea (OpenCV)": "telea",
     "navier-stokes (OpenCV)": "navier-stokes",
     "biharmonic (scikit-image)": "biharmonic",
+    "FSR (OpenCV contrib)": "fsr",
 }
 
 
@@ -81,13 +89,32 @@ class HeldOut:
         }
 
 
-def evaluate(net, cfg: Config, per_image: int = PER_IMAGE, batch: int = 8) -> tuple[dict, dict]:
+def _judged(judge: Judge, outputs: dict, images: torch.Tensor, m: torch.Tensor, truth: tuple) -> dict:
+    """{method: perceptual distance per crop, FD-DINOv2 and texture ratio} for a bucket's
+    outputs, against the truths' judge features `truth` (CLS, patch tokens)."""
+    scores = {}
+    for name, out in outputs.items():
+        cls, patches = judge.features(out)
+        touched = hole_tokens(m, patches.shape[1:3])
+        scores[name] = {
+            "perceptual": token_distance(patches, truth[1], touched),
+            "fd_dino": frechet_distance(cls, truth[0]),
+            "texture": texture_ratio(out, images, m),
+        }
+    return scores
+
+
+def evaluate(net, cfg: Config, per_image: int = PER_IMAGE, batch: int = 8, held: HeldOut | None = None,
+             judge: Judge | None = None) -> tuple[dict, dict]:  # fmt: skip
     """(results, examples): the scores of every method per bucket, and one example
-    (image, mask, every method's output) per bucket for the picture."""
-    held = HeldOut(cfg, per_image)
+    (image, mask, every method's output) per bucket for the picture. `held`: the held-out
+    crops and fills made once for several networks (made here when None). `judge`: the
+    DINOv2 that gives the perceptual scores (None: PSNR and SSIM alone)."""
+    held = HeldOut(cfg, per_image) if held is None else held
     images = held.images
     results: dict = {"images": len(images), "held_out": held.names, "per_image": per_image, "buckets": {},
-                     "paired": {}}  # fmt: skip
+                     "paired": {}, "judge": judge.source if judge else None}  # fmt: skip
+    truth = judge.features(images) if judge else None
     examples = {}
     for bucket, m in held.masks.items():
         outputs = {MODEL: held.outputs(net, bucket, batch)}
@@ -95,41 +122,79 @@ def evaluate(net, cfg: Config, per_image: int = PER_IMAGE, batch: int = 8) -> tu
             outputs[BLEND] = held.blend(net, bucket)
         for name, key in BASELINES.items():
             outputs[name] = held.fills[bucket][key] * m + images * (1 - m)  # known pixels composited
-        scores = {name: (psnr(out, images), ssim(out, images)) for name, out in outputs.items()}
-        results["buckets"][bucket] = {
-            name: {"psnr": float(p.mean()), "ssim": float(q.mean()), "psnr_per_image": p.tolist()}
-            for name, (p, q) in scores.items()
-        }
+        scores = {name: {"psnr": psnr(out, images), "ssim": ssim(out, images)} for name, out in outputs.items()}
+        if judge:
+            for name, judged in _judged(judge, outputs, images, m, truth).items():
+                scores[name] |= judged
+        results["buckets"][bucket] = {name: _summary(s) for name, s in scores.items()}
         ours = scores[MODEL]
         results["paired"][bucket] = {
-            name: paired(ours[0], p) | {"ssim": paired(ours[1], q)} for name, (p, q) in scores.items() if name != MODEL
+            name: paired(ours["psnr"], s["psnr"])
+            | {k: paired(ours[k], s[k]) for k in PER_CROP[1:] if k in s}
+            for name, s in scores.items()
+            if name != MODEL
         }
         j = (len(examples) + 1) % len(held.names) * per_image  # a different photograph per bucket
         examples[bucket] = (images[j], m[j], {k: v[j] for k, v in outputs.items()})
     return results, examples
 
 
+PER_CROP = ("psnr", "ssim", "perceptual")  # the scores given per crop, paired between methods
+
+
+def _summary(scores: dict) -> dict:
+    """A method's scores in a bucket as results.json keeps them: the mean of each per-crop
+    score and its values per crop (`<score>_per_image`), and the bucket-level ones."""
+    out = {}
+    for key, value in scores.items():
+        if key in PER_CROP:
+            out[key] = float(value.mean())
+            out[f"{key}_per_image"] = value.tolist()
+        else:
+            out[key] = value
+    return out
+
+
+COLUMNS = {  # results key: (table heading, format)
+    "psnr": ("PSNR", "{:.2f}"),
+    "ssim": ("SSIM", "{:.4f}"),
+    "perceptual": ("perceptual", "{:.4f}"),
+    "fd_dino": ("FD-DINOv2", "{:.1f}"),
+    "texture": ("texture", "{:.2f}"),
+}
+
+
 def markdown(results: dict, dino_source: str) -> str:
-    methods = list(next(iter(results["buckets"].values())))
+    """results.md: a table of every method's scores per bucket, then the paired differences."""
+    first = next(iter(results["buckets"].values()))
+    methods = list(first)
+    keys = [k for k in COLUMNS if k in first[MODEL]]
+    judge = results.get("judge")
     lines = [
-        f"Held-out photographs: {', '.join(results['held_out'])} ({results['images']} crops of 128 px); "
-        "masks at fixed seeds.",
+        f"Held-out photographs ({len(results['held_out'])}): {', '.join(results['held_out'])}; "
+        f"{results['images']} crops of 128 px, masks at fixed seeds.",
         f"DINO weights of the model: **{dino_source}**"
         + (" (random: no figure here was made with real DINO)" if dino_source.startswith("random") else ""),
-        "LPIPS and FID: not computed (their network weights are not available on this machine).",
-        "",
-        "| method | " + " | ".join(f"PSNR {b} | SSIM {b}" for b in results["buckets"]) + " |",
-        "| --- | " + " | ".join("---: | ---:" for _ in results["buckets"]) + " |",
+        f"Judge of the perceptual scores: the real DINOv2 ({judge}), apart from the network under test: perceptual ="
+        " 1 - cosine of the patch tokens the hole touches (lower is better), FD-DINOv2 = Frechet distance of the CLS"
+        " features over the bucket's crops (lower is better), texture = the fill's Laplacian energy in the hole over"
+        " the truth's (1 is the truth's)."
+        if judge
+        else f"Perceptual distance, FD-DINOv2 and texture ratio: not computed ({results.get('no_judge', 'no judge')}).",
     ]
-    for name in methods:
-        cells = [f"{v[name]['psnr']:.2f} | {v[name]['ssim']:.4f}" for v in results["buckets"].values()]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for bucket, per in results["buckets"].items():
+        lines += ["", f"**Holes {bucket}**", "", "| method | " + " | ".join(COLUMNS[k][0] for k in keys) + " |",
+                  "| --- | " + " | ".join("---:" for _ in keys) + " |"]  # fmt: skip
+        for name in methods:
+            cells = [COLUMNS[k][1].format(per[name][k]) for k in keys]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if results.get("paired"):
+        paired_keys = [k for k in PER_CROP if k in first[MODEL]]
         lines += [
             "",
-            f"Paired on the same {results['images']} crops and masks: the model's PSNR minus each method's"
-            " (mean +- standard error, dB; the share of crops where the model is ahead), then the SSIM"
-            " difference.",
+            f"Paired on the same {results['images']} crops and masks: the model's score minus each method's"
+            " (mean +- standard error; PSNR in dB, with the share of crops where the model is ahead), "
+            + ", ".join(COLUMNS[k][0] for k in paired_keys) + ".",
             "",
             "| against | " + " | ".join(f"{b}" for b in results["paired"]) + " |",
             "| --- | " + " | ".join("---:" for _ in results["paired"]) + " |",
@@ -139,8 +204,15 @@ def markdown(results: dict, dino_source: str) -> str:
             for v in results["paired"].values():
                 d = v[name]
                 cell = f"{d['mean']:+.2f} +- {d['stderr']:.2f} ({d['wins']:.0%})"
-                if "ssim" in d:
-                    cell += f"; SSIM {d['ssim']['mean']:+.4f} +- {d['ssim']['stderr']:.4f}"
+                for k in paired_keys[1:]:
+                    if k in d:
+                        cell += f"; {COLUMNS[k][0]} {d[k]['mean']:+.4f} +- {d[k]['stderr']:.4f}"
                 cells.append(cell)
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if results.get("full_size"):
+        f = results["full_size"]
+        lines += ["", f"Full size (texture.png): a big elliptical hole in {f['photograph']}, {f['size'][0]} x "
+                  f"{f['size'][1]} px, the held-out photograph with the most texture.", "",
+                  "| method | hole PSNR | texture |", "| --- | ---: | ---: |"]  # fmt: skip
+        lines += [f"| {k} | {v['hole_psnr']:.2f} | {v['texture']:.2f} |" for k, v in f["scores"].items()]
     return "\n".join(lines)

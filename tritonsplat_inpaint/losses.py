@@ -1,5 +1,6 @@
 """Training losses: L1 weighted toward the holes, an offline perceptual (structure) term,
-the DINO adapter's negative cosine, and an optional hinge PatchGAN."""
+a feature loss on a frozen ImageNet network (EfficientNet-Lite0), the DINO adapter's
+negative cosine, and an optional hinge PatchGAN."""
 
 from __future__ import annotations
 
@@ -47,6 +48,49 @@ def structure_loss(pred: torch.Tensor, target: torch.Tensor, scales: int = 3) ->
         for dim in (-1, -2):
             loss = loss + (pred.diff(dim=dim) - target.diff(dim=dim)).abs().mean()
     return loss
+
+
+class FeatureLoss(nn.Module):
+    """A perceptual loss on the feature maps of a frozen ImageNet network: the squared
+    distance between the output's and the truth's maps at strides 4, 8 and 16, each layer
+    divided by the truth's mean squared activation so that every layer weighs alike. The
+    idea is LaMa's high-receptive-field perceptual loss (Suvorov et al. 2022), which uses a
+    pretrained segmentation network's features; here EfficientNet-Lite0's ImageNet stages
+    (`pretrained.efficientnet_lite0`), kept apart from the DINOv2 that judges the
+    evaluation, so that the evaluation's perceptual distance is never a trained target."""
+
+    STAGES = (1, 2, 4)  # timm's tf_efficientnet_lite0 blocks ending at strides 4, 8, 16
+
+    def __init__(self, backbone: nn.Module | None = None):
+        super().__init__()
+        if backbone is None:
+            from .pretrained import efficientnet_lite0
+
+            backbone = efficientnet_lite0()
+        self.stem = nn.Sequential(backbone.conv_stem, backbone.bn1)
+        self.blocks = backbone.blocks[: max(self.STAGES) + 1]
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True):  # frozen: batch norm always in eval mode
+        return super().train(False)
+
+    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem((images - 0.5) / 0.5)  # the network's own normalisation: mean = std = 0.5
+        maps = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in self.STAGES:
+                maps.append(x)
+        return maps
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            truth = self.features(target)
+        loss = output.new_zeros(())
+        for a, b in zip(self.features(output), truth, strict=True):
+            loss = loss + (a.float() - b.float()).square().mean() / b.float().square().mean().clamp(min=1e-6)
+        return loss / len(truth)
 
 
 def dino_cosine(adapted: torch.Tensor, complete: torch.Tensor) -> torch.Tensor:

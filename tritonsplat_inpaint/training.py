@@ -30,6 +30,7 @@ from .config import Config
 from .data import RandomCrops, data_paths
 from .dino import FeatureCache
 from .losses import (
+    FeatureLoss,
     PatchDiscriminator,
     dino_cosine,
     hinge_d_loss,
@@ -149,10 +150,12 @@ def learning_rate(cfg: Config, step: int) -> float:
 
 
 def losses(
-    net, out, images, masks, cfg: Config, disc=None, step: int = 0, complete: torch.Tensor | None = None
+    net, out, images, masks, cfg: Config, disc=None, step: int = 0, complete: torch.Tensor | None = None,
+    features: FeatureLoss | None = None,
 ) -> dict[str, torch.Tensor]:
     """The loss terms and their total. `complete`: the complete images' DINO features
-    when already known (cached), else computed here."""
+    when already known (cached), else computed here. `features`: the frozen network of
+    the feature loss (`train.feature_loss`)."""
     t = cfg.train
     parts = {
         "l1": masked_l1(out["pred"], images, masks, t.l1_hole, t.l1_valid),
@@ -160,6 +163,8 @@ def losses(
     }
     if t.log_mse:
         parts["log_mse"] = t.log_mse * log_mse(out["output"], images)
+    if t.feature_loss and features is not None:
+        parts["features"] = t.feature_loss * features(out["output"].float(), images.float())
     if t.l2_hole or t.l2_valid:
         parts["l2"] = masked_l2(out["pred"], images, masks, t.l2_hole, t.l2_valid)
     if out["dino_masked"] is not None and t.dino_cosine:
@@ -173,7 +178,8 @@ def losses(
 
 
 def optimiser_step(model, opt, params, cfg: Config, batch, dtype: torch.dtype | None, disc=None, step: int = 0,
-                   complete: torch.Tensor | None = None) -> tuple[dict, dict]:  # fmt: skip
+                   complete: torch.Tensor | None = None, features: FeatureLoss | None = None,
+                   ) -> tuple[dict, dict]:  # fmt: skip
     """One step of the network's optimiser on `batch` (images, masks, fills): the forward
     under autocast to `dtype` (None: float32), the losses in float32, the backward, the
     clipped update. Returns (the network's outputs, the loss terms)."""
@@ -181,7 +187,7 @@ def optimiser_step(model, opt, params, cfg: Config, batch, dtype: torch.dtype | 
     model.train()
     with torch.autocast(images.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         out = model(images, masks, fills)
-    parts = losses(model, out, images, masks, cfg, disc, step, complete)
+    parts = losses(model, out, images, masks, cfg, disc, step, complete, features)
     opt.zero_grad(set_to_none=True)
     parts["total"].backward()
     torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
@@ -307,6 +313,7 @@ def train(
         (run_dir / "config.json").write_text(json.dumps(record, indent=1) + "\n")
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(param_groups(net, cfg), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    features = FeatureLoss().to(device) if cfg.train.feature_loss else None
     disc = d_opt = None
     if cfg.train.gan > 0:
         disc = PatchDiscriminator().to(device)
@@ -364,7 +371,8 @@ def train(
             complete = None
             if cache is not None:
                 complete = cache(net.dino, images, crop_indices(cfg, step, rank, world))
-            out, parts = optimiser_step(model, opt, params, cfg, (images, masks, fills), dtype, disc, step, complete)
+            out, parts = optimiser_step(model, opt, params, cfg, (images, masks, fills), dtype, disc, step, complete,
+                                        features)  # fmt: skip
             if disc is not None and step >= cfg.train.gan_start:
                 d_loss = hinge_d_loss(disc(images, masks), disc(out["output"].detach(), masks))
                 d_opt.zero_grad(set_to_none=True)

@@ -15,7 +15,7 @@ def test_feature_loss_orders_outputs_and_trains_nothing_of_its_own():
     far = (truth + 0.2 * torch.randn_like(truth)).clamp(0, 1)
     assert float(loss(truth, truth)) == 0.0
     value = loss(near, truth)
-    assert 0 < float(value) < float(loss(far, truth))
+    assert 0 < float(value.detach()) < float(loss(far, truth))
     value.backward()
     assert near.grad is not None and near.grad.abs().sum() > 0
     assert [m.shape[1:] for m in loss.features(truth)] == [(24, 16, 16), (40, 8, 8), (112, 4, 4)]

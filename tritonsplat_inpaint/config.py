@@ -16,6 +16,9 @@ class ModelConfig:
     base_channels: int = 32  # encoder width at full resolution, doubled per downsample
     max_channels: int = 128
     downsamples: int = 3  # LaMa-style: to 1/8
+    # "scratch" (convolutions from random weights), or "efficientnet_lite0": the encoder
+    # starts from EfficientNet-Lite0's ImageNet stages (`network.PretrainedEncoder`)
+    encoder: str = "scratch"
     bottleneck_blocks: int = 4  # residual blocks with AdaLN at 1/8
     patch_size: int = 16  # one Gaussian token per patch
     gaussians_per_side: int = 8  # K = side^2 Gaussians per patch on a grid (paper: 18 -> 324)

@@ -11,6 +11,9 @@ and what they all miss. Measured on the held-out set: rendering the whole hole f
 scratch, a 1,200-step run on 2 CPU cores scored 1.9 dB below Telea; a residual over a
 single fill stayed within 0.01 dB of that fill.
 
+With `encoder="efficientnet_lite0"` the encoder starts from EfficientNet-Lite0's ImageNet
+stages down to the bottleneck's resolution (`PretrainedEncoder`).
+
 Ablations (`ModelConfig`): `use_dino=False` conditions AdaLN on a pooled encoder feature
 instead of DINO; `use_adaln=False` uses plain residual blocks and adds the DINO vector as
 a per-channel bias after them; `decoder="conv"` decodes to RGB with convolutions instead
@@ -31,6 +34,7 @@ from .blocks import Bottleneck
 from .classical import PREFILLS, fill_batch
 from .config import Config, ModelConfig
 from .dino import Adapter, FrozenDINO
+from .pretrained import LITE0_MEAN, LITE0_STD, efficientnet_lite0
 
 GEOMETRY = 2 + 3  # offset, Cholesky; then `channels` colors (+ 1 where opacity is learnt)
 
@@ -49,6 +53,61 @@ class Up(nn.Module):
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
         return self.fuse(torch.cat((x, skip), 1))
+
+
+class PretrainedEncoder(nn.Module):
+    """EfficientNet-Lite0's ImageNet stem and stages down to 1/2^D (D = `downsamples`, 1 to
+    3: its stages at 1/2, 1/4 and 1/8 give 16, 24 and 40 channels), adapted to the scratch
+    encoder's widths by 1x1 convolutions, as the encoder's skips. The image enters
+    normalised with mean = std = 0.5 as in ImageNet training; the mask and the classical
+    fills enter the stem through weights that start at zero, so that the pretrained path
+    starts as it was trained. With `full_res` (the conv decoder), a scratch convolution
+    of the inputs gives the skip at full resolution, where EfficientNet has none.
+    `pretrained=False` builds the same modules without reading the weights (a checkpoint
+    then provides them)."""
+
+    STAGE_CHANNELS = (16, 24, 40)
+
+    def __init__(self, inputs: int, channels: list[int], full_res: bool, pretrained: bool = True):
+        super().__init__()
+        depth = len(channels) - 1
+        if not 1 <= depth <= len(self.STAGE_CHANNELS):
+            raise ValueError(f"model.downsamples: expected 1 to 3 with encoder='efficientnet_lite0', got {depth}")
+        import timm
+
+        net = efficientnet_lite0() if pretrained else timm.create_model("tf_efficientnet_lite0", pretrained=False)
+        self.stem = self.widened_stem(net.conv_stem, inputs)
+        self.bn, self.stages = net.bn1, net.blocks[:depth]
+        self.adapt = nn.ModuleList(
+            nn.Conv2d(c, w, 1) for c, w in zip(self.STAGE_CHANNELS[:depth], channels[1:], strict=True)
+        )
+        self.full = _conv(inputs, channels[0]) if full_res else None
+
+    @staticmethod
+    def widened_stem(stem: nn.Conv2d, inputs: int) -> nn.Conv2d:
+        """The stem convolution taking `inputs` channels: the RGB weights as trained, zero
+        weights for the others."""
+        wide = type(stem)(inputs, stem.out_channels, stem.kernel_size, stride=stem.stride, padding=stem.padding,
+                          bias=stem.bias is not None)  # fmt: skip
+        with torch.no_grad():
+            wide.weight.zero_()
+            wide.weight[:, :3] = stem.weight
+        return wide
+
+    def forward(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        """inputs [B, C, H, W]: the masked image (RGB in [0, 1]) first -> skips, full
+        resolution (or None) to the bottleneck's."""
+        x = self.bn(self.stem(self.normalise(inputs)))
+        skips = [self.full(inputs) if self.full is not None else None]
+        for stage, adapt in zip(self.stages, self.adapt, strict=True):
+            x = stage(x)
+            skips.append(adapt(x))
+        return skips
+
+    @staticmethod
+    def normalise(inputs: torch.Tensor) -> torch.Tensor:
+        """RGB normalised as EfficientNet-Lite0 was trained (mean = std = 0.5)."""
+        return torch.cat(((inputs[:, :3] - LITE0_MEAN) / LITE0_STD, inputs[:, 3:]), 1)
 
 
 class GaussianHead(nn.Module):
@@ -123,7 +182,9 @@ def _fills(cfg: ModelConfig) -> list[str]:
 
 
 class InpaintNet(nn.Module):
-    def __init__(self, cfg: ModelConfig, dino: FrozenDINO | None):
+    def __init__(self, cfg: ModelConfig, dino: FrozenDINO | None, pretrained: bool = True):
+        """`pretrained=False`: a pretrained encoder's modules are built without reading its
+        weights (a checkpoint about to be loaded provides them)."""
         super().__init__()
         self.cfg = cfg
         if cfg.image_size % cfg.patch_size or cfg.image_size % 8:
@@ -135,8 +196,13 @@ class InpaintNet(nn.Module):
         out = 3 + len(self.fills) * (len(self.fills) > 1)
         if len(self.fills) > 1:
             self.register_buffer("prior_logits", torch.tensor(cfg.prefill_prior).log()[:, None, None], persistent=False)
-        self.stem = nn.Sequential(nn.Conv2d(inputs, ch[0], 7, padding=3), nn.GELU())
-        self.down = nn.ModuleList(_conv(ch[i], ch[i + 1], stride=2) for i in range(cfg.downsamples))
+        if cfg.encoder == "scratch":
+            self.stem = nn.Sequential(nn.Conv2d(inputs, ch[0], 7, padding=3), nn.GELU())
+            self.down = nn.ModuleList(_conv(ch[i], ch[i + 1], stride=2) for i in range(cfg.downsamples))
+        elif cfg.encoder == "efficientnet_lite0":
+            self.encoder = PretrainedEncoder(inputs, ch, full_res=cfg.decoder == "conv", pretrained=pretrained)
+        else:
+            raise ValueError(f"model.encoder: expected 'scratch' or 'efficientnet_lite0', got {cfg.encoder!r}")
         self.dino = dino if cfg.use_dino else None
         cond_dim = dino.dim if (cfg.use_dino and dino is not None) else ch[-1]
         self.adapter = Adapter(cond_dim, cfg.adapter_mult) if self.dino is not None else None
@@ -161,6 +227,12 @@ class InpaintNet(nn.Module):
         """Where the DINO weights came from (`FrozenDINO.source`), or "none" without DINO."""
         return self.dino.source if self.dino is not None else "none"
 
+    @property
+    def dino_provenance(self) -> dict:
+        """The DINO weights' record (`FrozenDINO.provenance`: package, version, sha256,
+        caveat), empty for random weights or without DINO."""
+        return self.dino.provenance if self.dino is not None else {}
+
     def blend(self, fills: list[torch.Tensor]) -> torch.Tensor:
         """The starting blend: the classical fills mixed at their prior weights, what the
         network outputs before any training (its residual and mixing logits start at 0)."""
@@ -170,6 +242,17 @@ class InpaintNet(nn.Module):
             return fills[0]
         weights = torch.softmax(self.prior_logits[:, 0, 0], 0)
         return sum(w * f for w, f in zip(weights, fills, strict=True))
+
+    def encode(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        """Encoder skips from full resolution (None where unused) down to the bottleneck's."""
+        if self.cfg.encoder != "scratch":
+            return self.encoder(inputs)
+        x = self.stem(inputs)
+        skips = [x]
+        for down in self.down:
+            x = down(x)
+            skips.append(x)
+        return skips
 
     def condition(self, masked: torch.Tensor, bottom: torch.Tensor):
         """(conditioning vector, masked-image DINO feature or None)."""
@@ -197,11 +280,8 @@ class InpaintNet(nn.Module):
         elif len(fills) != len(self.fills):
             raise ValueError(f"fills: expected {len(self.fills)} fills ({self.fills}), got {len(fills)}")
         inputs += fills
-        x = self.stem(torch.cat(inputs, 1))
-        skips = [x]
-        for down in self.down:
-            x = down(x)
-            skips.append(x)
+        skips = self.encode(torch.cat(inputs, 1))
+        x = skips[-1]
         cond, dino_masked = self.condition(masked, x)
         x = self.bottleneck(x, cond if self.cfg.use_adaln else None)
         if self.bias_cond is not None:

@@ -171,6 +171,7 @@ def test_ctrl_c_is_a_clean_stop_and_the_folder_resumes_or_starts_again(tmp_path)
     assert last.startswith("stopped at step ") and last.endswith(f"continue with --out {run} --resume"), last
     step = int(last.split()[3])
     assert 1 <= step < 40 and (run / "latest").read_text().strip() == f"step-{step:07d}"
+    assert all((run / name).is_file() for name in ("loss.png", "samples.png", "curve.png"))  # a stop still draws
     # --resume continues from it (in this process, the same command line); the log holds each step once
     assert train_command.main(_train_cmd(run, "--resume", steps=step + 2, every=100)[3:]) == 0
     steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
@@ -184,6 +185,23 @@ def test_ctrl_c_is_a_clean_stop_and_the_folder_resumes_or_starts_again(tmp_path)
         train_command.main(_train_cmd(run, steps=2)[3:])
     assert train_command.main(_train_cmd(run, "--overwrite", steps=2)[3:]) == 0
     assert [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_checkpoints_fall_due_by_steps_and_by_minutes_since_the_last_save(monkeypatch):
+    import tritonsplat_inpaint.training as t
+
+    clock = [1000.0]
+    monkeypatch.setattr(t.time, "monotonic", lambda: clock[0])
+    cfg = tiny_config()
+    cfg.train.checkpoint_every, cfg.train.checkpoint_minutes = 50, 10.0
+    saves = t.Checkpoints(cfg, None, None, 0)
+    assert not saves.due(7, last=False) and saves.due(50, last=False) and saves.due(7, last=True)
+    clock[0] += 599
+    assert not saves.due(8, last=False)
+    clock[0] += 2  # 10 minutes and a second after the last save
+    assert saves.due(9, last=False)
+    cfg.train.checkpoint_minutes = 0  # by steps alone
+    assert not saves.due(9, last=False)
 
 
 def test_a_folder_stopped_before_its_first_step_takes_a_new_run_or_a_resume(tmp_path):
@@ -217,11 +235,9 @@ def test_the_gan_path_trains_and_resumes_to_the_uninterrupted_parameters(tmp_pat
     assert "gan" not in log[0] and all("gan" in e for e in log[1:])  # from gan_start on
 
 
-def test_the_paper_preset_builds(monkeypatch):
-    import tritonsplat_inpaint.dino as d
+def test_the_paper_preset_builds():
     from tritonsplat_inpaint.config import preset
 
-    monkeypatch.setattr(d, "_hub_reachable", lambda *a, **k: False)
     cfg = preset("paper")
     with pytest.raises(RuntimeError, match="--dino-weights PATH"):
         build_model(cfg)  # no real DINO here, and the paper preset does not take random weights

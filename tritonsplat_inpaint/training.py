@@ -15,16 +15,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import checkpoint
+from . import checkpoint, runs
 from .classical import fill_batch
 from .config import Config
 from .data import RandomCrops, data_paths
@@ -42,6 +42,8 @@ from .losses import (
 )
 from .masks import curriculum_ratio, random_mask
 from .network import InpaintNet, build_model
+from .plots import plot_curve, run_pictures
+from .runs import clear_run, holds_run  # noqa: F401 - the command line's, kept here by name
 
 
 def compile_parts(net: InpaintNet) -> None:
@@ -220,61 +222,120 @@ def parameters_digest(net: InpaintNet) -> str:
     return digest.hexdigest()
 
 
-def ckpt_step(ckpt: Path | None) -> int:
-    """The step of a checkpoint folder (`step-0000123`), 0 for none."""
-    return int(ckpt.name.removeprefix("step-")) if ckpt is not None else 0
+@dataclass
+class Trainee:
+    """What a run trains and how: the network, its optimiser and the parameters it steps,
+    the PatchGAN and its optimiser (with `train.gan`), the feature loss's frozen network
+    (with `train.feature_loss`)."""
+
+    net: InpaintNet
+    opt: torch.optim.Optimizer
+    params: list
+    disc: PatchDiscriminator | None = None
+    d_opt: torch.optim.Optimizer | None = None
+    features: FeatureLoss | None = None
+
+    def state(self, step: int) -> dict:
+        state = {"optimizer": self.opt.state_dict(), "step": step, "rng": checkpoint.rng_state()}
+        if self.disc is not None:
+            state |= {"disc": self.disc.state_dict(), "disc_optimizer": self.d_opt.state_dict()}
+        return state
+
+    def restore(self, ckpt: Path) -> int:
+        """Weights, optimiser states and random state from `ckpt`; its step."""
+        checkpoint.load_weights(self.net, ckpt)
+        state = checkpoint.load_state(ckpt)
+        self.opt.load_state_dict(state["optimizer"])
+        if self.disc is not None and "disc" in state:
+            self.disc.load_state_dict(state["disc"])
+            self.d_opt.load_state_dict(state["disc_optimizer"])
+        checkpoint.set_rng_state(state["rng"])
+        return state["step"]
 
 
-def holds_run(run_dir: Path) -> bool:
-    """Whether `run_dir` holds a run that a new one would mix with: a checkpoint, or a log
-    with at least one step (a run stopped before its first step holds none)."""
-    log = run_dir / "log.jsonl"
-    return checkpoint.latest(run_dir) is not None or (log.is_file() and log.stat().st_size > 0)
+def build_trainee(cfg: Config, device: torch.device) -> Trainee:
+    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    net = build_model(cfg).to(device, memory_format=layout)
+    opt = torch.optim.AdamW(param_groups(net, cfg), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    trainee = Trainee(net, opt, [p for p in net.parameters() if p.requires_grad])
+    if cfg.train.feature_loss:
+        trainee.features = FeatureLoss().to(device)
+    if cfg.train.gan > 0:
+        trainee.disc = PatchDiscriminator().to(device)
+        trainee.d_opt = torch.optim.AdamW(trainee.disc.parameters(), lr=cfg.train.lr, betas=(0.5, 0.999))
+    return trainee
 
 
-def clear_run(run_dir: Path) -> None:
-    """Remove a run's checkpoints and log from `run_dir` (for `--overwrite`)."""
-    import shutil
-
-    for path in [*run_dir.glob("step-*"), *run_dir.glob(".step-*.tmp")]:
-        shutil.rmtree(path, ignore_errors=True)
-    for name in ("latest", "log.jsonl", "curve.jsonl", "curve.png", "loss.png", "samples.png", "config.json"):
-        (run_dir / name).unlink(missing_ok=True)
-
-
-def _trim_log(run_dir: Path, step: int) -> None:
-    """Keep only the log and curve lines of steps <= `step`: a resumed run redoes the
-    steps after its checkpoint and logs them again."""
-    for log in (run_dir / "log.jsonl", run_dir / "curve.jsonl"):
-        if log.is_file():
-            lines = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-            log.write_text("".join(line + "\n" for line in lines))
+def _announce(cfg: Config, run_dir: Path, net: InpaintNet, ckpt: Path | None, world: int, device: torch.device,
+              command: str | None) -> None:  # fmt: skip
+    """Print the configuration and write the run's record (`config.json`)."""
+    print(f"configuration ({'resumed' if ckpt else 'new'} run in {run_dir}, dino: {net.dino_source}):")
+    print(cfg.dumps())
+    precision = str(autocast_dtype(cfg, device) or torch.float32).removeprefix("torch.")
+    print(f"precision: {precision} for the convolutions (train.precision={cfg.train.precision!r}), "
+          "float32 for the rasterizer, the fills and the losses")  # fmt: skip
+    record = cfg.to_dict() | {"dino_source": net.dino_source, "world_size": world, "precision": precision}
+    if getattr(net, "dino_provenance", None):
+        record["dino_provenance"] = net.dino_provenance
+    runs.write_record(run_dir, record, command, ckpt)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else []
+class Checkpoints:
+    """When to save: every `train.checkpoint_every` steps, and at the latest
+    `train.checkpoint_minutes` after the last save (so that a long run loses at most that
+    much when its machine stops), at the last step and at a stop."""
+
+    def __init__(self, cfg: Config, run_dir: Path, trainee: Trainee, step: int):
+        self.cfg, self.run_dir, self.trainee = cfg, run_dir, trainee
+        self.saved, self.at = step, time.monotonic()
+
+    def due(self, done: int, last: bool) -> bool:
+        t = self.cfg.train
+        late = t.checkpoint_minutes and time.monotonic() - self.at >= 60 * t.checkpoint_minutes
+        return last or done % t.checkpoint_every == 0 or bool(late)
+
+    def save(self, done: int) -> None:
+        checkpoint.save(self.run_dir, done, self.trainee.net, self.cfg, self.trainee.state(done))
+        self.saved, self.at = done, time.monotonic()
 
 
-class _StopFlag:
-    """Ctrl-C (SIGINT) asks the loop to stop after the step in flight, so that no
-    optimiser step is cut in half; a second Ctrl-C stops at once. Single-process runs
-    only: under DDP every rank must stop at the same step, so SIGINT keeps its default."""
+class StepLog:
+    """`log.jsonl`: the step, images per second, learning rate and every loss term, every
+    `train.log_every` steps and at the last; the progress bar's figures."""
 
-    def __init__(self, enabled: bool):
-        self.requested = False
-        self.previous = None
-        if enabled:
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+    def __init__(self, run_dir: Path):
+        self.path, self.file = run_dir / "log.jsonl", None
+        self.tic, self.seen = time.perf_counter(), 0
 
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nCtrl-C: stopping after this step (again to stop at once)", file=sys.stderr, flush=True)
+    def write(self, cfg: Config, done: int, parts: dict, bar) -> None:
+        rate = self.seen / (time.perf_counter() - self.tic)
+        entry = {"step": done, "images_per_s": rate, "lr": learning_rate(cfg, done - 1)}
+        entry |= {k: float(v.detach()) for k, v in parts.items()}
+        if self.file is None:
+            self.file = open(self.path, "a")
+        self.file.write(json.dumps(entry) + "\n")
+        self.file.flush()
+        bar.set_postfix(loss=f"{entry['total']:.4f}", img_s=f"{rate:.1f}", refresh=False)
 
-    def restore(self) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def train_step(trainee: Trainee, model, cfg: Config, batch, dtype, step: int, complete=None) -> dict:
+    """One step: the network's update at the step's learning rate, then the PatchGAN's
+    (when it is on and past `train.gan_start`). Returns the loss terms."""
+    for group in trainee.opt.param_groups:
+        group["lr"] = learning_rate(cfg, step) * group["lr_scale"]
+    out, parts = optimiser_step(model, trainee.opt, trainee.params, cfg, batch, dtype, trainee.disc, step, complete,
+                                trainee.features)  # fmt: skip
+    if trainee.disc is not None and step >= cfg.train.gan_start:
+        images, masks, _ = batch
+        d_loss = hinge_d_loss(trainee.disc(images, masks), trainee.disc(out["output"].detach(), masks))
+        trainee.d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        trainee.d_opt.step()
+    return parts
 
 
 def train(
@@ -282,143 +343,100 @@ def train(
     command: str | None = None,
 ) -> dict:  # fmt: skip
     """Train `cfg` in `run_dir` (new, or `resume` from its latest checkpoint) and return
-    a summary. Ctrl-C stops after the step in flight with a checkpoint of it
-    (`summary["interrupted"]`); a run stopped before its first step leaves no run behind."""
-    if not resume and holds_run(run_dir):
-        raise FileExistsError(
-            f"--out: {run_dir} already holds a run; continue it with --resume, start it again with --overwrite, "
-            "or choose another --out (a new run there would mix its log and checkpoints with the old one's)"
-        )
+    a summary. Ctrl-C stops after the step in flight with a checkpoint of it and the run's
+    pictures (`summary["interrupted"]`); a run stopped before its first step leaves no run
+    behind."""
+    runs.refuse_mixing(run_dir, resume)
     rank, world, device = _setup_distributed()
     torch.manual_seed(cfg.train.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
-    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    net = build_model(cfg).to(device, memory_format=layout)
+    trainee = build_trainee(cfg, device)
     ckpt = checkpoint.latest(run_dir) if resume else None
     if resume and ckpt is None and rank == 0:
         print(f"--resume: no checkpoint in {run_dir} yet: starting at step 0", file=sys.stderr)
     if rank == 0:
-        print(f"configuration ({'resumed' if ckpt else 'new'} run in {run_dir}, dino: {net.dino_source}):")
-        print(cfg.dumps())
-        precision = str(autocast_dtype(cfg, device) or torch.float32).removeprefix("torch.")
-        print(f"precision: {precision} for the convolutions (train.precision={cfg.train.precision!r}), "
-              "float32 for the rasterizer, the fills and the losses")  # fmt: skip
-        record = cfg.to_dict() | {"dino_source": net.dino_source, "world_size": world, "precision": precision}
-        if command is not None:  # the command that made the run (from its first start), and every start
-            previous = run_dir / "config.json"
-            old = json.loads(previous.read_text()) if resume and previous.is_file() else {}
-            record["command"] = old.get("command") or command
-            started = {"command": command, "from_step": ckpt_step(ckpt), "date": time.strftime("%Y-%m-%d %H:%M %Z")}
-            record["commands"] = [*old.get("commands", []), started]
-        (run_dir / "config.json").write_text(json.dumps(record, indent=1) + "\n")
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(param_groups(net, cfg), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    features = FeatureLoss().to(device) if cfg.train.feature_loss else None
-    disc = d_opt = None
-    if cfg.train.gan > 0:
-        disc = PatchDiscriminator().to(device)
-        d_opt = torch.optim.AdamW(disc.parameters(), lr=cfg.train.lr, betas=(0.5, 0.999))
-    start = 0
-    if ckpt is not None:
-        checkpoint.load_weights(net, ckpt)
-        state = checkpoint.load_state(ckpt)
-        opt.load_state_dict(state["optimizer"])
-        if disc is not None and "disc" in state:
-            disc.load_state_dict(state["disc"])
-            d_opt.load_state_dict(state["disc_optimizer"])
-        checkpoint.set_rng_state(state["rng"])
-        start = state["step"]
+        _announce(cfg, run_dir, trainee.net, ckpt, world, device, command)
+    start = trainee.restore(ckpt) if ckpt is not None else 0
     if rank == 0:
-        _trim_log(run_dir, start)
+        runs.trim_logs(run_dir, start)
     if compile:
-        compile_parts(net)
-    model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
-    dtype = autocast_dtype(cfg, device)
-    train_paths, _ = data_paths(cfg)
-    dataset = RandomCrops(train_paths, cfg.model.image_size, seed=cfg.train.seed)
-    batches = Batches(dataset, cfg, net.fills, rank, world, start, cfg.train.prefetch)
-    curve = None
-    if rank == 0 and cfg.train.curve_every and net.fills:
-        from .evaluation import HeldOut
+        compile_parts(trainee.net)
+    done, stopped, cache = _loop(cfg, run_dir, trainee, start, rank, world, device, progress)
+    net = trainee.net
+    summary = {"steps": done, "run_dir": str(run_dir), "dino_source": net.dino_source, "rank": rank,
+               "parameters_sha256": parameters_digest(net)}  # fmt: skip
+    if rank == 0 and done > start:
+        run_pictures(run_dir, net, cfg)
+    if stopped:
+        summary["interrupted"] = True
+        if rank == 0:
+            print(f"stopped at step {done} of {cfg.train.steps} (checkpoint step-{done:07d}, pictures written); "
+                  f"continue with --out {run_dir} --resume", file=sys.stderr)  # fmt: skip
+        return summary
+    if cache is not None:
+        summary["dino_cache"] = {"hits": cache.hits, "misses": cache.misses}
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary
 
-        curve = HeldOut(cfg, cfg.train.curve_per_image)
-        if start == 0:
-            _log_curve(run_dir, curve, net, 0, 0)
+
+def _loop(cfg: Config, run_dir: Path, trainee: Trainee, start: int, rank: int, world: int, device: torch.device,
+          progress: bool) -> tuple[int, bool, FeatureCache | None]:  # fmt: skip
+    """The steps from `start` to `train.steps`, or to a Ctrl-C: each step's batch, update,
+    log line, learning-curve point and checkpoint as they fall due. Returns (the steps
+    done, whether it was stopped, the DINO feature cache)."""
     from tqdm import tqdm
 
-    bar = tqdm(range(start, cfg.train.steps), initial=start, total=cfg.train.steps, desc="train",
-               disable=not progress or rank != 0, mininterval=1.0)  # fmt: skip
+    net = trainee.net
+    model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
+    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    dtype = autocast_dtype(cfg, device)
+    dataset = RandomCrops(data_paths(cfg)[0], cfg.model.image_size, seed=cfg.train.seed)
+    batches = Batches(dataset, cfg, net.fills, rank, world, start, cfg.train.prefetch)
+    curve = _curve(cfg, run_dir, net, start) if rank == 0 else None
     # the complete images' DINO features, cached when crops come round again and are used
     cache = FeatureCache() if cfg.train.crop_pool and cfg.train.dino_cosine and net.dino is not None else None
-    tic, seen = time.perf_counter(), 0
-    done = saved = start
-
-    def save():
-        state = {"optimizer": opt.state_dict(), "step": done, "rng": checkpoint.rng_state()}
-        if disc is not None:
-            state |= {"disc": disc.state_dict(), "disc_optimizer": d_opt.state_dict()}
-        checkpoint.save(run_dir, done, net, cfg, state)
-
-    stop = _StopFlag(enabled=world == 1)
-    log = None
+    bar = tqdm(range(start, cfg.train.steps), initial=start, total=cfg.train.steps, desc="train",
+               disable=not progress or rank != 0, mininterval=1.0)  # fmt: skip
+    log, saves, stop = StepLog(run_dir), Checkpoints(cfg, run_dir, trainee, start), runs.StopFlag(world == 1)
+    done = start
     try:
         for step in bar:
             images, masks, fills = batches(step)
-            images = images.to(device, memory_format=layout)
-            masks, fills = masks.to(device), [f.to(device) for f in fills]
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(cfg, step) * group["lr_scale"]
-            complete = None
-            if cache is not None:
-                complete = cache(net.dino, images, crop_indices(cfg, step, rank, world))
-            out, parts = optimiser_step(model, opt, params, cfg, (images, masks, fills), dtype, disc, step, complete,
-                                        features)  # fmt: skip
-            if disc is not None and step >= cfg.train.gan_start:
-                d_loss = hinge_d_loss(disc(images, masks), disc(out["output"].detach(), masks))
-                d_opt.zero_grad(set_to_none=True)
-                d_loss.backward()
-                d_opt.step()
-            seen += images.shape[0] * world
+            batch = (images.to(device, memory_format=layout), masks.to(device), [f.to(device) for f in fills])
+            complete = cache(net.dino, batch[0], crop_indices(cfg, step, rank, world)) if cache else None
+            parts = train_step(trainee, model, cfg, batch, dtype, step, complete)
+            log.seen += images.shape[0] * world
             done = step + 1
-            if rank == 0 and (done % cfg.train.log_every == 0 or done == cfg.train.steps or stop.requested):
-                rate = seen / (time.perf_counter() - tic)
-                entry = {"step": done, "images_per_s": rate, "lr": learning_rate(cfg, step)}
-                entry |= {k: float(v.detach()) for k, v in parts.items()}
-                if log is None:
-                    log = open(run_dir / "log.jsonl", "a")
-                log.write(json.dumps(entry) + "\n")
-                log.flush()
-                bar.set_postfix(loss=f"{entry['total']:.4f}", img_s=f"{rate:.1f}", refresh=False)
             last = done == cfg.train.steps or stop.requested
+            if rank == 0 and (done % cfg.train.log_every == 0 or last):
+                log.write(cfg, done, parts, bar)
             if curve is not None and (done % cfg.train.curve_every == 0 or last):
                 _log_curve(run_dir, curve, net, done, done * cfg.train.batch_size * world)
-            if rank == 0 and (done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps or stop.requested):
-                save()
-                saved = done
+            if rank == 0 and saves.due(done, last):
+                saves.save(done)
             if stop.requested:
                 break
     finally:
         stop.restore()
         batches.close()
         bar.close()
-        if log is not None:
-            log.close()
-    summary = {"steps": done, "run_dir": str(run_dir), "dino_source": net.dino_source, "rank": rank,
-               "parameters_sha256": parameters_digest(net)}  # fmt: skip
-    if stop.requested:
-        summary["interrupted"] = True
-        if rank == 0:
-            print(f"stopped at step {done} of {cfg.train.steps} (checkpoint step-{saved:07d}); continue with "
-                  f"--out {run_dir} --resume", file=sys.stderr)  # fmt: skip
-        return summary
-    if cache is not None:
-        summary["dino_cache"] = {"hits": cache.hits, "misses": cache.misses}
-    if rank == 0 and cfg.train.steps > start:
-        _plots(run_dir, net, cfg)
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
-    return summary
+        log.close()
+    return done, stop.requested, cache
+
+
+def _curve(cfg: Config, run_dir: Path, net: InpaintNet, start: int):
+    """The held-out crops of the learning curve (None when it is off), with its first
+    point, the starting blend's, logged at step 0."""
+    if not (cfg.train.curve_every and net.fills):
+        return None
+    from .evaluation import HeldOut
+
+    curve = HeldOut(cfg, cfg.train.curve_per_image)
+    if start == 0:
+        _log_curve(run_dir, curve, net, 0, 0)
+    return curve
 
 
 def _log_curve(run_dir: Path, held, net: InpaintNet, step: int, seen: int) -> None:
@@ -427,69 +445,4 @@ def _log_curve(run_dir: Path, held, net: InpaintNet, step: int, seen: int) -> No
     entry = {"step": step, "images_seen": seen, "gain_db": held.gains(net), "crops": len(held.images)}
     with open(run_dir / "curve.jsonl", "a") as f:
         f.write(json.dumps(entry) + "\n")
-    plot_curve(_read_jsonl(run_dir / "curve.jsonl"), run_dir / "curve.png", net.dino_source)
-
-
-def plot_curve(entries: list[dict], path: Path, dino_source: str) -> None:
-    """The learning curve: gain over the starting blend (dB) per bucket against images seen."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    seen = [e["images_seen"] for e in entries]
-    for bucket in entries[0]["gain_db"] if entries else []:
-        ax.plot(seen, [e["gain_db"][bucket] for e in entries], marker=".", label=f"holes {bucket}")
-    ax.axhline(0.0, color="grey", lw=0.8)
-    ax.set_xlabel("training images seen")
-    ax.set_ylabel("held-out PSNR: model - starting blend (dB)")
-    crops = entries[-1]["crops"] if entries else 0
-    ax.set_title(f"learning curve ({crops} held-out crops per bucket; dino: {dino_source})", fontsize=9)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _plots(run_dir: Path, net: InpaintNet, cfg: Config) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .data import fixed_crops
-    from .masks import evaluation_masks
-
-    entries = _read_jsonl(run_dir / "log.jsonl")
-    if entries:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for key in sorted(k for k in entries[0] if k not in ("step", "images_per_s", "lr")):
-            ax.plot([e["step"] for e in entries], [e.get(key, np.nan) for e in entries], label=key)
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        ax.set_yscale("symlog", linthresh=1e-2)  # log_mse is negative
-        ax.legend()
-        ax.set_title(f"training losses (dino: {net.dino_source})")
-        fig.tight_layout()
-        fig.savefig(run_dir / "loss.png", dpi=110)
-        plt.close(fig)
-    _, held_out = data_paths(cfg)
-    images = fixed_crops(held_out, cfg.model.image_size, 1)[:4]
-    masks = torch.from_numpy(evaluation_masks(cfg.model.image_size, cfg.model.image_size, 2)["20-40%"])
-    masks = masks[:, None].repeat(3, 1, 1, 1)[: len(images)]
-    device = next(net.parameters()).device
-    net.eval()
-    with torch.no_grad():
-        out = net(images.to(device), masks.to(device))["output"].cpu()
-    rows = [images * (1 - masks) + masks * 0.5, out, images]
-    fig, axes = plt.subplots(len(images), 3, figsize=(7.5, 2.5 * len(images)), squeeze=False)
-    for i in range(len(images)):
-        for j, (title, batch) in enumerate(zip(("masked input", "output", "truth"), rows, strict=True)):
-            axes[i, j].imshow(batch[i].permute(1, 2, 0).clamp(0, 1).numpy())
-            axes[i, j].axis("off")
-            if i == 0:
-                axes[i, j].set_title(title)
-    fig.tight_layout()
-    fig.savefig(run_dir / "samples.png", dpi=100)
-    plt.close(fig)
+    plot_curve(runs.read_jsonl(run_dir / "curve.jsonl"), run_dir / "curve.png", net.dino_source)

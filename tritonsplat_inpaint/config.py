@@ -79,6 +79,9 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 100
+    # and at the latest this many minutes after the last save (0: by steps alone), so that
+    # a long run stopped with its machine loses at most that much
+    checkpoint_minutes: float = 10.0
     # 0: every training crop is fresh (none comes round again, so nothing can be cached);
     # N: cycle through N fixed crops and cache the complete images' DINO features by crop
     crop_pool: int = 0

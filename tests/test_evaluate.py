@@ -46,7 +46,26 @@ def test_evaluate_writes_a_table_for_every_bucket_and_method(tmp_path):
             assert d["ssim"]["stderr"] >= 0
     table = (out / "results.md").read_text()
     assert "Paired on the same 4 crops" in table
-    assert "random:seed=0" in table and "FD-DINOv2 and texture ratio: not computed (--judge-input 0)" in table
+    assert results["dino_source"] in table and "FD-DINOv2 and texture ratio: not computed (--judge-input 0)" in table
     grid = np.asarray(Image.open(out / "examples.png").convert("RGB"))
     assert grid.shape[0] > 3 * 100 and grid.shape[1] > 6 * 100  # a row per bucket, a column per method
     assert grid.std() > 10
+
+
+def test_classical_scores_are_cached_and_reused_unchanged(tmp_path, monkeypatch):
+    from tritonsplat_inpaint import classical
+    from tritonsplat_inpaint.evaluation import evaluate as run
+
+    monkeypatch.setenv("TRITONSPLAT_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    net = build_model(cfg)
+    first, _ = run(net, cfg, per_image=2)
+    assert not first["classical_cached"]
+    called = []
+    for name in ("telea", "fsr"):  # not among the network's own fills: must not run again
+        monkeypatch.setitem(classical.PREFILLS, name, lambda image, mask, name=name: called.append(name) or image)
+    second, examples = run(net, cfg, per_image=2)
+    assert second["classical_cached"] and second["buckets"] == first["buckets"]
+    assert second["paired"] == first["paired"]
+    assert set(called) <= {"telea", "fsr"} and len(called) <= 2 * 3  # the picture's one crop a bucket at most

@@ -48,12 +48,13 @@ def test_released_checkpoint_reproduces_its_recorded_scores(tmp_path):
 
 
 def test_the_released_dino_is_rebuilt_and_another_is_refused(tmp_path, monkeypatch):
-    import tritonsplat_inpaint.dino as d
+    import socket
 
-    def hub_must_not_be_asked(*a, **k):
-        raise AssertionError("the hub was probed for a checkpoint trained with random DINO")
+    def no_connection(*a, **k):
+        raise AssertionError("an outgoing connection was attempted while loading the released checkpoint")
 
-    monkeypatch.setattr(d, "_hub_reachable", hub_must_not_be_asked)
+    monkeypatch.setattr(socket.socket, "connect", no_connection)
+    monkeypatch.setattr(socket, "create_connection", no_connection)
     net, _ = load_model(RELEASED)
     assert net.dino_source == net.trained_dino == "random:seed=0"
     other = tmp_path / "dino.safetensors"

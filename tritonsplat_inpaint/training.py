@@ -433,7 +433,7 @@ def _curve(cfg: Config, run_dir: Path, net: InpaintNet, start: int):
         return None
     from .evaluation import HeldOut
 
-    curve = HeldOut(cfg, cfg.train.curve_per_image)
+    curve = HeldOut(cfg, cfg.train.curve_per_image, methods=net.fills)
     if start == 0:
         _log_curve(run_dir, curve, net, 0, 0)
     return curve

@@ -8,6 +8,16 @@ import sys
 from collections.abc import Callable
 
 
+class Defaults(argparse.HelpFormatter):
+    """Help that shows each option's default where it has one worth showing (not None or
+    False, and not already said in the option's own words)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS) and "default" not in text
+        return f"{text} (default: %(default)s)" if shown and action.option_strings else text
+
+
 def add_debug(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     return parser

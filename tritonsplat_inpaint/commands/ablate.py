@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import checkpoint
 from ..checkpoint import load_model
-from ..cli import add_debug, entry, prog, write_report
+from ..cli import Defaults, add_debug, entry, prog, write_report
 from ..config import Config, override, preset
 from ..evaluation import MODEL, evaluate
 from ..training import train
@@ -117,14 +117,18 @@ def plot(summary: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=prog("ablate"), description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="cpu-small", choices=("cpu-small", "paper"))
+    parser = argparse.ArgumentParser(prog=prog("ablate"), description=__doc__.splitlines()[0],
+                                     formatter_class=Defaults)
+    parser.add_argument("--preset", default="cpu-small", choices=("cpu-small", "paper"),
+                        help="the configuration every variant starts from")
     parser.add_argument("--steps", type=int, default=300, help="training steps for every variant")
-    parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
-    parser.add_argument("--only", nargs="*", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--out", type=Path, default=Path("runs/ablation"),
+                        help="folder of the variants' run folders and the table")
+    parser.add_argument("--only", nargs="*", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="the variants to train and evaluate")
     parser.add_argument("--per-image", type=int, default=16, help="crops per held-out image")
-    parser.add_argument("--no-compile", action="store_true")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-compile", action="store_true", help="run the adapter and AdaLN blocks eagerly")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE", help="override any field")
     add_debug(parser)
     args = parser.parse_args(argv)

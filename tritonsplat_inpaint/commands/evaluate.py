@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from ..checkpoint import RELEASED, load_model
-from ..cli import add_debug, entry, prog, write_report
+from ..cli import Defaults, add_debug, entry, prog, write_report
 from ..data import data_paths
 from ..evaluation import PER_IMAGE, evaluate, markdown
 from ..perceptual import JUDGE_INPUT, Judge
@@ -28,7 +28,7 @@ from ..pictures import grid, texture_example
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog("evaluate"), description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=Defaults)
     parser.add_argument("--ckpt", type=Path, default=RELEASED, help="checkpoint folder or run folder")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"), help="folder for the table and pictures")
     parser.add_argument("--per-image", type=int, default=PER_IMAGE, help="crops per held-out photograph")

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from ..checkpoint import RELEASED, load_model
-from ..cli import add_debug, entry, prog
+from ..cli import Defaults, add_debug, entry, prog
 from ..data import IMAGE_SUFFIXES
 from ..images import INVERTED_RATIO, read_pair, write_image
 from ..infer import inpaint_picture
@@ -47,7 +47,8 @@ def _pairs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Path]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=prog("inpaint"), description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog("inpaint"), description=__doc__.splitlines()[0],
+                                     formatter_class=Defaults)
     parser.add_argument("--image", type=Path, required=True, help="a photograph, or a folder of them")
     parser.add_argument(
         "--mask",

@@ -18,7 +18,7 @@ import torch
 from tritonsplat.metrics import psnr
 
 from ..classical import PREFILLS, fill_batch
-from ..cli import add_debug, entry, prog
+from ..cli import Defaults, add_debug, entry, prog
 from ..config import Config
 from ..data import data_paths, fixed_crops
 from ..masks import BUCKETS, evaluation_masks
@@ -53,9 +53,11 @@ def rank_blends(fills: list[str], per_image: int, size: int = 128) -> list[tuple
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=prog("prior"), description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog("prior"), description=__doc__.splitlines()[0],
+                                     formatter_class=Defaults)
     parser.add_argument("--per-image", type=int, default=2, help="crops per training image")
-    parser.add_argument("--fills", nargs="+", default=["biharmonic", "navier-stokes", "telea"], choices=list(PREFILLS))
+    parser.add_argument("--fills", nargs="+", default=["biharmonic", "navier-stokes", "telea"], choices=list(PREFILLS),
+                        help="the classical fills to blend")
     add_debug(parser)
     args = parser.parse_args(argv)
     ranked = rank_blends(args.fills, args.per_image)

@@ -25,7 +25,7 @@ from tritonsplat.metrics import psnr, ssim
 from .. import checkpoint
 from ..checkpoint import RELEASED, load_model
 from ..classical import to_uint8
-from ..cli import add_debug, entry, prog
+from ..cli import Defaults, add_debug, entry, prog
 from ..config import Config
 from ..data import data_paths, debian_photographs, fixed_crops, photograph_name
 from ..images import compose, read_image, read_mask, write_image
@@ -91,9 +91,10 @@ def release(run: Path, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=prog("release"), description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog("release"), description=__doc__.splitlines()[0],
+                                     formatter_class=Defaults)
     parser.add_argument("--run", type=Path, required=True, help="a training run folder")
-    parser.add_argument("--out", type=Path, default=RELEASED)
+    parser.add_argument("--out", type=Path, default=RELEASED, help="the release folder to write")
     add_debug(parser)
     args = parser.parse_args(argv)
     print(json.dumps(release(args.run, args.out), indent=1))

@@ -18,7 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..cli import add_debug, entry, prog
+from ..cli import Defaults, add_debug, entry, prog
 from ..config import Config, override, preset
 from ..training import clear_run, holds_run, train
 
@@ -33,12 +33,15 @@ def _free_run_dir(base: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=prog("train"), description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="cpu-small", choices=("cpu-small", "paper"))
+    parser = argparse.ArgumentParser(prog=prog("train"), description=__doc__.splitlines()[0],
+                                     formatter_class=Defaults)
+    parser.add_argument("--preset", default="cpu-small", choices=("cpu-small", "paper"),
+                        help="the configuration to start from: cpu-small (minutes on 2 CPU cores) or the paper's")
     parser.add_argument("--config", type=Path, help="a saved config.json to start from (overrides --preset)")
-    parser.add_argument("--data", help="a folder of images (default: photographs in installed packages)")
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--data", help="a folder of images (default: the catalogue of photographs in installed "
+                        "packages, with its fixed held-out list)")
+    parser.add_argument("--steps", type=int, help="optimiser steps in all (default: the preset's, 800 for cpu-small)")
+    parser.add_argument("--batch-size", type=int, help="crops per step (default: the preset's, 8 for cpu-small)")
     parser.add_argument("--out", type=Path, help="run folder (default: runs/train, or runs/train-N if that is taken)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="start a new run in --out, deleting the run there")
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         help="use seeded random DINO weights when none can be had (the cpu-small default)",
     )
     parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE", help="override any field")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     add_debug(parser)
     args = parser.parse_args(argv)
     if args.resume and args.overwrite:

@@ -116,6 +116,18 @@ def test_the_guard_fills_big_holes_with_the_better_method_on_the_probe(net):
     assert err["guarded"] < err["unguarded"]
 
 
+def test_the_guard_says_its_choice_when_no_probe_fits(net):
+    image = _smooth(96, 96)
+    hole = torch.zeros(96, 96, dtype=torch.bool)
+    hole[8:88, 8:88] = True  # most of the picture: no copy of it fits on known pixels
+    out, report = inpaint(net, image, hole, tile=64, overlap=16)
+    blend, _ = inpaint(net, image, hole, method="blend", tile=64, overlap=16)
+    reduced = [s for s in report.scales if s["scale"] < 1]
+    assert reduced and all(s["method"] == "blend" and s["probe_mse"] is None for s in reduced)
+    assert any("no copy of them fits on known pixels" in note for note in report.notes)
+    assert torch.equal(out, blend)
+
+
 _PEAK = """
 import json, sys
 import numpy as np, cv2

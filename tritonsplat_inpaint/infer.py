@@ -235,8 +235,15 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
             target = F.interpolate(here[None, None].float(), size=(h, w), mode="area")[0, 0] > 0
         scale = (H / work.shape[-2], W / work.shape[-1])
         fn, chosen = (model_fn, "model") if method == "model" else (blend_fn, "blend")
-        probe = probe_mask(target, work_hole) if method == "model" and guard and k and net.fills else None
+        guarded = method == "model" and guard and k and net.fills
+        probe = probe_mask(target, work_hole) if guarded else None
         errors = None
+        if guarded and probe is None:  # no copy of the holes fits on known pixels: no evidence for the network
+            fn, chosen = blend_fn, "blend"
+            report.notes.append(
+                f"guard at scale 1/{2**k}: the blend fills its holes (no copy of them fits on known pixels to "
+                "test the network against it, and the blend is the fill that never does worse than the classical one)"
+            )
         if probe is not None:
             errors = {name: _probe_error(f, work, work_hole, probe, tile, overlap, multiple)
                       for name, f in (("model", plain_model_fn), ("blend", blend_fn))}  # fmt: skip

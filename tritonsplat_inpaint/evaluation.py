@@ -69,11 +69,15 @@ class HeldOut:
 
     def add_fills(self, methods: list[str]) -> None:
         """Make the classical fills of `methods` that are not made yet."""
+        from tqdm import tqdm
+
         todo = [name for name in dict.fromkeys(methods) if name not in next(iter(self.fills.values()))]
-        for bucket, m in self.masks.items():
-            if todo:
-                filled = fill_batch(todo, self.images * (1 - m), m)
-                self.fills[bucket] |= dict(zip(todo, filled, strict=True))
+        if not todo:
+            return
+        for bucket, m in tqdm(self.masks.items(), desc=f"fills ({', '.join(todo)})", unit="bucket",
+                              disable=len(self.images) < 64):  # fmt: skip
+            filled = fill_batch(todo, self.images * (1 - m), m)
+            self.fills[bucket] |= dict(zip(todo, filled, strict=True))
 
     def key(self, judge: Judge | None) -> str:
         """What the classical methods' scores on these crops depend on, as a file name."""
@@ -160,7 +164,9 @@ def evaluate(net, cfg: Config, per_image: int = PER_IMAGE, batch: int = 8, held:
                      "paired": {}, "judge": judge.source if judge else None}  # fmt: skip
     truth = judge.features(images) if judge else None
     examples, classical = {}, {}
-    for bucket, m in held.masks.items():
+    from tqdm import tqdm
+
+    for bucket, m in tqdm(held.masks.items(), desc="scoring", unit="bucket", disable=len(images) < 64):
         outputs = {MODEL: held.outputs(net, bucket, batch)}
         if net.fills:
             outputs[BLEND] = held.blend(net, bucket)

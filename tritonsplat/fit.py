@@ -153,7 +153,7 @@ def fit(field: torch.nn.Module, image: torch.Tensor, steps: int, lr: float):
 
 # CPU threads of the torch path. Measured with python -m tritonsplat.fit --size 128
 # --num-gaussians 500 --steps 40 (torch 2.14.1, "Intel Xeon Processor" per lscpu, 2 cores
-# shared with other jobs at load 5, 2026-12-03), the fit's wall_seconds, twice each:
+# shared with other jobs at load 5, 2026-12-06), the fit's wall_seconds, twice each:
 # 1 thread 0.31 s and 0.59 s, 2 threads 12.2 s and 18.4 s. On a busy machine a second
 # thread waits for a core far more than it helps (141 s against 6 s was seen earlier on
 # another busy 2-core machine), so the default is one; --threads raises it.

@@ -5,6 +5,7 @@ backward, dtypes, and a torch path that ignores the matmul-precision setting."""
 from __future__ import annotations
 
 import contextlib
+import sys
 
 import pytest
 import torch
@@ -83,6 +84,80 @@ def test_rasterize_patches_syncs_once_or_never(sync_counter, validate, expected)
     ts.rasterize_patches(f["means"], f["cholesky"], f["colors"], f["opacity"], patch_size=8, overlap=1,
                          backend="torch", validate=validate)  # fmt: skip
     assert len(sync_counter) == expected, sync_counter
+
+
+@pytest.fixture
+def package_syncs(monkeypatch):
+    """Host reads made by tritonsplat's own code (the caller's module is in the package):
+    tensor-to-host conversions, and the torch functions whose output size depends on the
+    data (nonzero, bincount, repeat_interleave without output_size), each a device sync on
+    CUDA. The Triton interpreter's own reads are not the package's and are not counted."""
+    calls = []
+
+    def counting(name, original, syncs=lambda *a, **k: True):
+        def counted(*a, **k):
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if caller.startswith("tritonsplat") and syncs(*a, **k):
+                calls.append(f"{caller}:{name}")
+            return original(*a, **k)
+
+        return counted
+
+    for name in ("item", "tolist", "__bool__", "__int__", "__float__", "nonzero"):
+        monkeypatch.setattr(torch.Tensor, name, counting(name, getattr(torch.Tensor, name)))
+    for name in ("nonzero", "bincount"):
+        monkeypatch.setattr(torch, name, counting(name, getattr(torch, name)))
+    unsized = lambda *a, **k: "output_size" not in k  # noqa: E731
+    monkeypatch.setattr(torch, "repeat_interleave", counting("repeat_interleave", torch.repeat_interleave, unsized))
+    return calls
+
+
+@pytest.mark.parametrize("backend,forward_syncs,backward_syncs", [("triton", 2, 0), ("torch", 2, 1)])
+def test_free_rasterizer_bins_once_and_counts_its_syncs(package_syncs, backend, forward_syncs, backward_syncs, device):
+    """The forward bins (one sync: the entry count) and lays out its rows (one: the row
+    and work counts); the backward reads the saved binning: no sync on the Triton path,
+    the chunk plan's one on the torch path. Every sync goes through `binning.host_sync`."""
+    from tritonsplat import binning
+
+    f = random_free_field(2, 30, 3, 20, 24, seed=3, device=device)
+    leaves = [f[k].clone().requires_grad_() for k in ("means", "cholesky", "colors", "opacity")]
+    counted = binning.host_syncs
+    img = ts.rasterize(*leaves, height=20, width=24, mode="alpha", tile_size=8, backend=backend, validate=False)
+    assert len(package_syncs) == forward_syncs, package_syncs
+    torch.autograd.grad(img.square().sum(), leaves)
+    assert len(package_syncs) == forward_syncs + backward_syncs, package_syncs
+    assert binning.host_syncs - counted == forward_syncs + backward_syncs
+    assert all(call.endswith(":tolist") for call in package_syncs), package_syncs
+
+
+def test_settings_travel_by_name_so_a_swapped_pair_cannot_pass(monkeypatch):
+    """patch_size and overlap are both ints: by position, swapping them would pass
+    silently. The settings type, the op and the backend take them by name only."""
+    from tritonsplat.backends.torch import rasterize_patches as torch_patches
+    from tritonsplat.ops.rasterize_patches import rasterize_patches_op
+    from tritonsplat.settings import RasterizePatchesSettings, RasterizeSettings
+
+    with pytest.raises(TypeError):
+        RasterizePatchesSettings(8, 1, "sum", "linear", 1.0, 0.0)
+    with pytest.raises(TypeError):
+        RasterizeSettings(16, 16, "sum", 8, 1.0, 0.0)
+    f = random_patch_field(1, 2, 2, 4, 3, 8, overlap=1)
+    tensors = (f["means"], f["cholesky"], f["colors"], None, None)
+    with pytest.raises(RuntimeError, match="positional"):
+        rasterize_patches_op(*tensors, 8, 1, "sum", "linear", 1.0, 0.0, "torch")
+    seen = []
+    real_forward = torch_patches.forward
+
+    def recording(*args):
+        seen.append(args[-1])
+        return real_forward(*args)
+
+    monkeypatch.setattr(torch_patches, "forward", recording)
+    by_name = dict(mode="sum", window="linear", alpha_max=1.0, alpha_min=0.0, backend="torch")
+    image = rasterize_patches_op(*tensors, overlap=1, patch_size=8, **by_name)  # keyword order does not matter
+    ts.rasterize_patches(f["means"], f["cholesky"], f["colors"], overlap=1, patch_size=8, backend="torch")
+    assert [(cfg.patch_size, cfg.overlap) for cfg in seen] == [(8, 1), (8, 1)]
+    assert image.shape == (1, 3, 16, 16)
 
 
 def test_validate_still_names_the_bad_argument():

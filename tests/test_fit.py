@@ -104,3 +104,15 @@ def test_fit_says_what_it_crops_and_never_overwrites_a_fit_unasked(tmp_path, cap
         [sys.executable, "-m", "tritonsplat.fit", *args, "--out", str(out)], capture_output=True, text=True
     )
     assert res.returncode == 1 and res.stderr.startswith("error: --out:") and "Traceback" not in res.stderr
+
+
+def test_help_names_the_module_and_every_default(capsys):
+    with pytest.raises(SystemExit):
+        fit.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.startswith("usage: python -m tritonsplat.fit")
+    for action in fit.parser()._actions:
+        if action.dest != "help" and action.option_strings:
+            assert action.help, action.dest
+    for default in ("(default: 256)", "(default: 2000)", f"(default: {fit.DEFAULT_THREADS})", "(default: 0.01)"):
+        assert default in text

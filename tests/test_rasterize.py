@@ -203,6 +203,7 @@ BAD_INPUTS = {
     "colors batch": (dict(colors=lambda t: t.expand(2, -1, -1)), ValueError, r"colors: expected shape \(1, 4, \*\)"),
     "opacity shape": (dict(opacity=lambda t: t[..., None]), ValueError, r"opacity: expected shape \(1, 4\)"),
     "dtype mismatch": (dict(colors=lambda t: t.double()), TypeError, r"colors: dtype torch.float64, but means is torch.float32"),
+    "means the odd dtype": (dict(means=lambda t: t.half()), TypeError, r"means: dtype torch.float16, but cholesky is torch.float32"),
     "NaN mean": (dict(means=lambda t: t.index_fill(1, torch.tensor([1]), float("nan"))), ValueError, r"means: 2 non-finite"),
     "zero diagonal": (dict(cholesky=lambda t: t.index_fill(2, torch.tensor([0]), 0.0)), ValueError, r"cholesky: 4 zero diagonal"),
     "height": (dict(height=0), ValueError, r"height: expected a positive int, got 0"),

@@ -1,5 +1,5 @@
 """tritonsplat: a differentiable 2D Gaussian splatting rasterizer with fused Triton kernels
-and a fast PyTorch path (see DESIGN.md)."""
+and a fast PyTorch path (see docs/design.md)."""
 
 from .api import gaussians_at, rasterize, rasterize_patches
 from .params import (

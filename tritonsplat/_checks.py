@@ -33,16 +33,34 @@ def check_choice(name: str, value, choices: Sequence[str]) -> None:
         raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
+def _odd_one_out(values: dict) -> tuple[str, str] | None:
+    """(the argument whose value differs, one that has the common value), or None when all
+    agree. The common value is the most frequent one (the first argument's on a tie), so
+    a float16 `means` beside float32 others names `means`."""
+    counts: dict = {}
+    for v in values.values():
+        counts[v] = counts.get(v, 0) + 1
+    if len(counts) == 1:
+        return None
+    first = next(iter(values.values()))
+    common = max(counts, key=lambda v: (counts[v], v == first))
+    odd = next(n for n, v in values.items() if v != common)
+    return odd, next(n for n, v in values.items() if v == common)
+
+
 def check_same_device_dtype(ref_name: str, ref: torch.Tensor, **others) -> None:
+    """All tensors on one device and of one dtype; a mismatch names the odd one out."""
     if ref.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{ref_name}: expected float32, float64, bfloat16 or float16, got {ref.dtype}")
-    for name, t in others.items():
-        if t is None:
-            continue
-        if t.device != ref.device:
-            raise ValueError(f"{name}: on {t.device}, but {ref_name} is on {ref.device}")
-        if t.dtype != ref.dtype:
-            raise TypeError(f"{name}: dtype {t.dtype}, but {ref_name} is {ref.dtype}")
+    given = {ref_name: ref, **{n: t for n, t in others.items() if t is not None}}
+    devices = _odd_one_out({n: t.device for n, t in given.items()})
+    if devices:
+        odd, other = devices
+        raise ValueError(f"{odd}: on {given[odd].device}, but {other} is on {given[other].device}")
+    dtypes = _odd_one_out({n: t.dtype for n, t in given.items()})
+    if dtypes:
+        odd, other = dtypes
+        raise TypeError(f"{odd}: dtype {given[odd].dtype}, but {other} is {given[other].dtype}")
 
 
 def check_values(cholesky_name: str, factor: torch.Tensor, **tensors) -> None:

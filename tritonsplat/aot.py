@@ -183,6 +183,7 @@ def kernel_specs(channels=CHANNELS, modes=MODES):
             bcb = launch.backward_channels(c)
             for free in (False, True):
                 geometry = dict(SIDE=16, OFFSET=-7.5) if free else dict(SIDE=18, OFFSET=-7.5)
+                geometry["CUT_3SIGMA"] = free
                 prefix = "rasterize" if free else "rasterize_patches"
                 fwd = dict(geometry, FREE=free, RAW=False, MODE=mode_id, HAS_BG=mode == "alpha", CB=cb,
                            PPT=launch.FWD_PPT, NT=32 * launch.FWD_WARPS, DEFER=defer, **flags)  # fmt: skip

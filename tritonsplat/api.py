@@ -9,9 +9,11 @@ from torch import Tensor
 
 from . import _checks as chk
 from .binning import support_radius
+from .ops import settings_of
 from .ops.rasterize import rasterize_op
 from .ops.rasterize_patches import rasterize_patches_op
 from .params import conic_from_cholesky
+from .settings import RasterizePatchesSettings, RasterizeSettings
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 
@@ -116,9 +118,9 @@ def rasterize_patches(
     backend, tensors = _check_and_prepare(
         means, cholesky, colors, opacity, background, mode, alpha_max, alpha_min, backend, validate
     )
-    image = rasterize_patches_op(
-        *tensors, patch_size, overlap, mode, window, float(alpha_max), float(alpha_min), backend
-    )
+    cfg = RasterizePatchesSettings(patch_size=patch_size, overlap=overlap, mode=mode, window=window,
+                                   alpha_max=float(alpha_max), alpha_min=float(alpha_min))  # fmt: skip
+    image = rasterize_patches_op(*tensors, **settings_of(cfg), backend=backend)
     return image.to(means.dtype)
 
 
@@ -150,7 +152,9 @@ def rasterize(
     many a tile holds, so the image does not depend on `tile_size`. Gaussians partly or
     wholly off the image are fine; N may be 0. backend, dtypes and `validate` as in
     `rasterize_patches`; binning needs the number of tile entries on the host, so this
-    call syncs whatever `validate` says. docs/design.md states the contract.
+    call syncs whatever `validate` says: twice in the forward (the entry count, the row
+    count), never in the Triton backward, which reads the forward's saved binning.
+    docs/design.md states the contract.
     """
     _check_gaussians(means, cholesky, colors, opacity, lead=2)
     _positive_int("height", height)
@@ -159,7 +163,9 @@ def rasterize(
     backend, tensors = _check_and_prepare(
         means, cholesky, colors, opacity, background, mode, alpha_max, alpha_min, backend, validate
     )
-    image = rasterize_op(*tensors, height, width, mode, tile_size, float(alpha_max), float(alpha_min), backend)
+    cfg = RasterizeSettings(height=height, width=width, mode=mode, tile_size=tile_size,
+                            alpha_max=float(alpha_max), alpha_min=float(alpha_min))  # fmt: skip
+    image, *_binning = rasterize_op(*tensors, **settings_of(cfg), backend=backend)
     return image.to(means.dtype)
 
 

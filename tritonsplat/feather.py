@@ -1,4 +1,4 @@
-"""Overlap feathering weights (DESIGN.md section 3), as per-axis tables.
+"""Overlap feathering weights (docs/design.md section 3), as per-axis tables.
 
 A patch's canvas pixel with patch-frame coordinate t (the core spans t in (0, P)) gets
 weight `phi(t_x) * phi(t_y)`. The pixel's value is the weighted mean over the canvases

@@ -151,24 +151,54 @@ def fit(field: torch.nn.Module, image: torch.Tensor, steps: int, lr: float):
     return out, history, wall
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("image", nargs="?", type=Path, default=None, help="image file (default: a bundled photo)")
-    parser.add_argument("--size", type=int, default=256, help="fit a centre crop resized to SIZE x SIZE")
-    parser.add_argument("--rasterizer", choices=("free", "patches"), default="free")
-    parser.add_argument("--num-gaussians", type=int, default=2000, help="free Gaussians")
-    parser.add_argument("--patch-size", type=int, default=16)
-    parser.add_argument("--gaussians-per-patch", type=int, default=100, help="a square number")
-    parser.add_argument("--overlap", type=int, default=1)
-    parser.add_argument("--backend", choices=("auto", "torch", "triton", "dense"), default="auto")
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--out", type=Path, default=None, help="output folder (default: runs/fit, or the next free runs/fit-N)"
+# CPU threads of the torch path. Measured with python -m tritonsplat.fit --size 128
+# --num-gaussians 500 --steps 40 (torch 2.14.1, "Intel Xeon Processor" per lscpu, 2 cores
+# shared with other jobs at load 5, 2026-12-06), the fit's wall_seconds, twice each:
+# 1 thread 0.31 s and 0.59 s, 2 threads 12.2 s and 18.4 s. On a busy machine a second
+# thread waits for a core far more than it helps (141 s against 6 s was seen earlier on
+# another busy 2-core machine), so the default is one; --threads raises it.
+DEFAULT_THREADS = 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m tritonsplat.fit",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace the fit already in --out")
-    args = parser.parse_args(argv)
+    p.add_argument("image", nargs="?", type=Path, default=None, help="image file; none given: a bundled photograph")
+    p.add_argument("--size", type=int, default=256, help="fit a centre crop resized to SIZE x SIZE")
+    p.add_argument("--rasterizer", choices=("free", "patches"), default="free", help="which rasterizer renders")
+    p.add_argument("--num-gaussians", type=int, default=2000, help="free Gaussians (--rasterizer free)")
+    p.add_argument("--patch-size", type=int, default=16, help="patch side in pixels (--rasterizer patches)")
+    p.add_argument("--gaussians-per-patch", type=int, default=100, help="a square number (--rasterizer patches)")
+    p.add_argument("--overlap", type=int, default=1, help="canvas overlap in pixels (--rasterizer patches)")
+    p.add_argument("--backend", choices=("auto", "torch", "triton", "dense"), default="auto",
+                   help="rasterizer backend; dense: the literal maths (slow)")  # fmt: skip
+    p.add_argument("--steps", type=int, default=2000, help="Adam steps")
+    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial Gaussians")
+    p.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="CPU threads of the torch path")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder; none given: runs/fit, or the next free runs/fit-N")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="replace the fit already in --out")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser_ = parser()
+    args = parser_.parse_args(argv)
+    if args.threads < 1:
+        parser_.error(f"--threads: expected a positive integer, got {args.threads}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _main(parser_, args)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _main(parser, args) -> int:
     if args.rasterizer == "patches" and args.size % args.patch_size:
         parser.error(f"--size: expected a multiple of --patch-size ({args.patch_size}), got {args.size}")
     if args.num_gaussians < 1 or args.steps < 1:

@@ -1,8 +1,10 @@
 """`tritonsplat::rasterize` (free, tile-binned Gaussians) and its backward. Inputs arrive
-checked and contiguous from `tritonsplat.api`."""
+checked and contiguous from `tritonsplat.api`. The op returns the image and the forward's
+binning (`SavedBinning`, saved by name for the backward)."""
 
 from __future__ import annotations
 
+from ..binning import SavedBinning
 from ..settings import RasterizeSettings
 from . import define_op
 
@@ -19,4 +21,4 @@ def _image_shape(colors, cfg: RasterizeSettings):  # [B, C, H, W]
     return (colors.shape[0], colors.shape[-1], cfg.height, cfg.width)
 
 
-rasterize_op = define_op("rasterize", RasterizeSettings, _image_shape, _backend)
+rasterize_op = define_op("rasterize", RasterizeSettings, _image_shape, _backend, saved=SavedBinning)

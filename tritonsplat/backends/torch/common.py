@@ -1,6 +1,6 @@
 """What the torch paths of both rasterizers share: the u, v linear forms of the exponent,
 their chunked evaluation in a reused workspace, and the hand-written adjoint of one chunk
-(see `patches.py` for why it is fast and why it is written this way)."""
+(see `backends/torch/rasterize_patches.py` for why it is fast and why it is written this way)."""
 
 from __future__ import annotations
 

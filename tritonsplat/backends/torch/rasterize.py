@@ -4,9 +4,13 @@ After binning (`tritonsplat.binning`), every tile is a "patch" of T x T pixels w
 overlap whose Gaussians are its binning entries, so the patch path's machinery does the
 work: tiles are grouped into chunks of similar entry counts (padding rows to the chunk's
 largest tile), each chunk's Gaussians are moved into tile-local coordinates, and the
-same two GEMMs, `exp2` and compositing run on it, with the 3-sigma cut of DESIGN.md
-section 4. Gradients of the padded rows are scattered back to their Gaussians with
-`index_add_` (deterministic on the CPU).
+same two GEMMs, `exp2` and compositing run on it, with the 3-sigma cut of
+docs/design.md section 4. Gradients of the padded rows are scattered back to their
+Gaussians with `index_add_` (deterministic on the CPU).
+
+The forward bins and returns the binning (a `SavedBinning`) for the backward, which
+reuses it. Host syncs: two per forward (the binning's entry count, the chunk plan's
+tile counts), one per backward (the chunk plan again).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ...binning import Bins, bin_gaussians
+from ...binning import Bins, SavedBinning, bin_gaussians, host_sync
 from ...settings import RasterizeSettings
 from .common import (
     CHUNK_ELEMENTS,
@@ -34,11 +38,11 @@ _FAR = 1e6  # padding rows sit this far away: their G underflows and the cut zer
 class _Tiles(Workspace):
     """The binned call: gathers chunks of tiles and moves pixels between tiles and image."""
 
-    def __init__(self, means, cholesky, colors, opacity, height, width, tile_size, alpha_min):
+    def __init__(self, bins: Bins, means, cholesky, colors, opacity, height, width):
         super().__init__(colors)
         self.b, self.n, self.c = colors.shape
-        self.h, self.w, self.t = height, width, tile_size
-        self.bins: Bins = bin_gaussians(means, cholesky, opacity, height, width, tile_size, alpha_min)
+        self.h, self.w, self.t = height, width, bins.tile_size
+        self.bins = bins
         self.flat = [x.reshape(self.b * self.n, x.shape[-1]) for x in (means, cholesky, colors)]
         self.op = None if opacity is None else opacity.reshape(-1)
 
@@ -47,7 +51,7 @@ class _Tiles(Workspace):
         together: sorted by count, cut where n_t * maxc * T^2 would pass the chunk budget."""
         counts = self.bins.counts()
         order = torch.argsort(counts, descending=True, stable=True)
-        sorted_counts = counts[order].tolist()
+        sorted_counts = host_sync(counts[order])
         pix = self.t * self.t
         i = 0
         while i < len(sorted_counts) and sorted_counts[i] > 0:
@@ -93,8 +97,9 @@ def forward(
     opacity: Tensor | None,  # [B, N]
     background: Tensor | None,  # [C]
     cfg: RasterizeSettings,
-) -> Tensor:  # [B, C, H, W]
-    tl = _Tiles(means, cholesky, colors, opacity, cfg.height, cfg.width, cfg.tile_size, cfg.alpha_min)
+) -> tuple[Tensor, SavedBinning]:  # [B, C, H, W] and the binning
+    bins = bin_gaussians(means, cholesky, opacity, cfg.height, cfg.width, cfg.tile_size, cfg.alpha_min)
+    tl = _Tiles(bins, means, cholesky, colors, opacity, cfg.height, cfg.width)
     feats = pixel_features(cfg.tile_size, 0, colors.device, colors.dtype)
     out = colors.new_zeros(tl.b * tl.bins.num_tiles, tl.c, cfg.tile_size * cfg.tile_size)
     if cfg.mode == "alpha" and background is not None:
@@ -104,7 +109,7 @@ def forward(
         coef_u, coef_v = linear_coefficients(m, ch, cfg.tile_size)
         g = gaussian_values(coef_u, coef_v, feats, tl, cut=True)
         out[tiles] = composite(alpha_of(g, op, cfg.alpha_max, cfg.alpha_min), col, cfg.mode, background)
-    return tl.to_image(out)
+    return tl.to_image(out), SavedBinning.of(bins, colors)
 
 
 def backward(
@@ -115,8 +120,10 @@ def backward(
     opacity: Tensor | None,
     background: Tensor | None,
     cfg: RasterizeSettings,
+    *,
+    saved: SavedBinning,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
-    tl = _Tiles(means, cholesky, colors, opacity, cfg.height, cfg.width, cfg.tile_size, cfg.alpha_min)
+    tl = _Tiles(saved.bins(cfg), means, cholesky, colors, opacity, cfg.height, cfg.width)
     feats = pixel_features(cfg.tile_size, 0, colors.device, colors.dtype)
     grad_tiles = tl.from_image(grad_image)
     total = tl.b * tl.n

@@ -50,12 +50,24 @@ import triton.language as tl
 
 from ...constants import CUT_Q, NORMALIZED_EPS
 
-MODE_IDS = {"sum": 0, "alpha": 1, "normalized": 2}
+# modes, as the kernels' MODE constexpr
+MODE_SUM: tl.constexpr = tl.constexpr(0)
+MODE_ALPHA: tl.constexpr = tl.constexpr(1)
+MODE_NORMALIZED: tl.constexpr = tl.constexpr(2)
+MODE_IDS = {"sum": MODE_SUM.value, "alpha": MODE_ALPHA.value, "normalized": MODE_NORMALIZED.value}
+# the row table's fields: row r of field F is table[F * R + r]
+FIELD_A: tl.constexpr = tl.constexpr(0)  # u' = A x + B
+FIELD_B: tl.constexpr = tl.constexpr(1)
+FIELD_D: tl.constexpr = tl.constexpr(2)  # v' = D y + E x + F
+FIELD_E: tl.constexpr = tl.constexpr(3)
+FIELD_F: tl.constexpr = tl.constexpr(4)
+FIELD_OPACITY: tl.constexpr = tl.constexpr(5)
+FIELD_COLOR: tl.constexpr = tl.constexpr(6)  # channel c is field FIELD_COLOR + c
 SCALE = math.sqrt(0.5 * math.log2(math.e))  # G = exp(-q/2) = 2^-(q s^2)
 LN2 = math.log(2.0)
 CUT_Q_SCALED = CUT_Q * SCALE * SCALE  # the same cut on u'^2 + v'^2
-FIELDS = 6  # A, B, D, E, F, opacity; the colors follow in the table
-RUN = 4  # rows a thread loads at once (forward) and owns (backward)
+FIELDS = FIELD_COLOR.value  # A, B, D, E, F, opacity; the colors follow in the table
+RUN = 4  # rows a thread loads at once (forward) and owns (backward); `_rows4` splits them
 NEVER = 1.0e4  # F of a padding row: v' = 1e4, G = 2^-1e8 = 0
 ROW_ALIGN = 16  # the table's row count is a multiple of this (16-byte aligned fields)
 _SCALE: tl.constexpr = tl.constexpr(SCALE)
@@ -63,6 +75,7 @@ _CUT: tl.constexpr = tl.constexpr(CUT_Q_SCALED)
 _EPS: tl.constexpr = tl.constexpr(NORMALIZED_EPS)
 _LN2: tl.constexpr = tl.constexpr(LN2)
 _NEVER: tl.constexpr = tl.constexpr(NEVER)
+_RUN: tl.constexpr = tl.constexpr(RUN)
 
 
 # ----------------------------------------------------------------------------- device functions
@@ -121,12 +134,13 @@ def _linear_forms(mx, my, l11, l21, l22, valid):
 
 @triton.jit
 def _alpha(u, v, op, alpha_max, alpha_min, HAS_OPACITY: tl.constexpr, CLAMP: tl.constexpr, CUT_MIN: tl.constexpr,
-           CUT: tl.constexpr):  # fmt: skip
+           CUT_3SIGMA: tl.constexpr):  # fmt: skip
     """(G, a = o G, alpha) of a tile of pairs. CLAMP: alpha_max can fire (opacity given or
-    alpha_max < 1; G <= 1 otherwise). CUT_MIN: alpha_min > 0. CUT: the 3-sigma cut."""
+    alpha_max < 1; G <= 1 otherwise). CUT_MIN: alpha_min > 0. CUT_3SIGMA: G = 0 past the
+    3-sigma ellipse (q > 9), the free rasterizer's contract."""
     q = u * u + v * v
     g = tl.exp2(-q)
-    if CUT:
+    if CUT_3SIGMA:
         g = tl.where(q <= _CUT, g, 0.0)
     if HAS_OPACITY:
         a = g * op
@@ -141,15 +155,29 @@ def _alpha(u, v, op, alpha_max, alpha_min, HAS_OPACITY: tl.constexpr, CLAMP: tl.
 
 
 @triton.jit
+def _uv(x, y, a, b, d, e, f):
+    """The linear forms u' = A x + B and v' = D y + (E x + F) at pixel centre (x, y)."""
+    return x * a + b, y * d + (x * e + f)
+
+
+@triton.jit
+def _table_uv(rows, x, y, R64):
+    """u' and v' of the table rows at pointers `rows`, at (x, y)."""
+    u = x * tl.load(rows + FIELD_A * R64) + tl.load(rows + FIELD_B * R64)
+    v = y * tl.load(rows + FIELD_D * R64) + (x * tl.load(rows + FIELD_E * R64) + tl.load(rows + FIELD_F * R64))
+    return u, v  # `_uv`'s forms, each field loaded where it is used
+
+
+@triton.jit
 def _unit_rows(n, unit_rows_ptr, KP, FREE: tl.constexpr):
-    """First row and row count of unit n (a multiple of RUN = 4 both)."""
+    """First row and row count of unit n (both multiples of RUN)."""
     if FREE:
         row0 = tl.load(unit_rows_ptr + n)
         count = tl.load(unit_rows_ptr + n + 1) - row0
     else:
         row0 = n * KP
         count = KP.to(tl.int64) + 0 * n
-    return tl.multiple_of(row0, 4), count
+    return tl.multiple_of(row0, _RUN), count
 
 
 @triton.jit
@@ -205,15 +233,15 @@ def _prepare_kernel(
     mx, my, l11, l21, l22, op = _raw_rows(r, valid, src, cx, cy, means_ptr, chol_ptr, opacity_ptr, HAS_OPACITY)
     a, b, d, e, f = _linear_forms(mx, my, l11, l21, l22, valid)
     R64 = R.to(tl.int64)
-    tl.store(table_ptr + r, a, mask=inb)
-    tl.store(table_ptr + R64 + r, b, mask=inb)
-    tl.store(table_ptr + 2 * R64 + r, d, mask=inb)
-    tl.store(table_ptr + 3 * R64 + r, e, mask=inb)
-    tl.store(table_ptr + 4 * R64 + r, f, mask=inb)
-    tl.store(table_ptr + 5 * R64 + r, op, mask=inb)
+    tl.store(table_ptr + FIELD_A * R64 + r, a, mask=inb)
+    tl.store(table_ptr + FIELD_B * R64 + r, b, mask=inb)
+    tl.store(table_ptr + FIELD_D * R64 + r, d, mask=inb)
+    tl.store(table_ptr + FIELD_E * R64 + r, e, mask=inb)
+    tl.store(table_ptr + FIELD_F * R64 + r, f, mask=inb)
+    tl.store(table_ptr + FIELD_OPACITY * R64 + r, op, mask=inb)
     for c in range(0, C):
         col = tl.load(colors_ptr + src * C + c, mask=valid, other=0.0)
-        tl.store(table_ptr + (6 + c) * R64 + r, col, mask=inb)
+        tl.store(table_ptr + (FIELD_COLOR + c) * R64 + r, col, mask=inb)
 
 
 @triton.jit
@@ -240,31 +268,31 @@ def _render_kernel(
     SIDE: tl.constexpr, OFFSET: tl.constexpr,
     FREE: tl.constexpr, RAW: tl.constexpr, MODE: tl.constexpr,
     HAS_OPACITY: tl.constexpr, HAS_BG: tl.constexpr, CLAMP: tl.constexpr, CUT_MIN: tl.constexpr,
-    CB: tl.constexpr, PPT: tl.constexpr, NT: tl.constexpr, DEFER: tl.constexpr,
+    CUT_3SIGMA: tl.constexpr, CB: tl.constexpr, PPT: tl.constexpr, NT: tl.constexpr, DEFER: tl.constexpr,
 ):  # fmt: skip
     """Program (unit, pixel chunk, channel block). RAW writes unfeathered canvases
     [units, C, SIDE^2] (and the normaliser), for the backward of "normalized"."""
     n = tl.program_id(0).to(tl.int64)
     c0 = tl.program_id(2) * CB
     p, row, col, x, y, pmask = _pixel_slots(tl.program_id(1), SIDE, OFFSET, PPT, NT)
-    x = x[None, :, :]  # [1, PPT, NT]: broadcast against the 4 rows of a block
+    x = x[None, :, :]  # [1, PPT, NT]: broadcast against the RUN rows of a block
     y = y[None, :, :]
     row0, count = _unit_rows(n, unit_rows_ptr, KP, FREE)
     R64 = R.to(tl.int64)
-    kk = tl.arange(0, 4)[:, None, None] + tl.zeros((1, 1, NT), tl.int64)  # [4, 1, NT], constant along NT
-    if DEFER and MODE != 1:  # per-row partial sums, reduced once after the loop (1 FMA per pair and channel)
-        acc = _zeros((4, PPT, NT), CB)
+    kk = tl.arange(0, _RUN)[:, None, None] + tl.zeros((1, 1, NT), tl.int64)  # [RUN, 1, NT], constant along NT
+    if DEFER and MODE != MODE_ALPHA:  # per-row partial sums, reduced once after the loop (1 FMA per pair and channel)
+        acc = _zeros((_RUN, PPT, NT), CB)
     else:  # reduced every block (fewer registers for many channels)
         acc = _zeros((PPT, NT), CB)
-    den = tl.zeros((4, PPT, NT), tl.float32)
+    den = tl.zeros((_RUN, PPT, NT), tl.float32)
     trans = tl.full((PPT, NT), 1.0, tl.float32)
-    for k0 in range(row0, row0 + count, 4):
+    for k0 in range(row0, row0 + count, _RUN):
         rows = table_ptr + k0 + kk
-        u = x * tl.load(rows) + tl.load(rows + R64)
-        v = y * tl.load(rows + 2 * R64) + (x * tl.load(rows + 3 * R64) + tl.load(rows + 4 * R64))
-        _, _, alpha = _alpha(u, v, tl.load(rows + 5 * R64), alpha_max, alpha_min, HAS_OPACITY, CLAMP, CUT_MIN, FREE)
-        if MODE == 1:
-            # front to back through the 4 rows, T in registers: w = alpha T, T -= w
+        u, v = _table_uv(rows, x, y, R64)
+        op = tl.load(rows + FIELD_OPACITY * R64)
+        _, _, alpha = _alpha(u, v, op, alpha_max, alpha_min, HAS_OPACITY, CLAMP, CUT_MIN, CUT_3SIGMA)
+        if MODE == MODE_ALPHA:
+            # front to back through the RUN = 4 rows, T in registers: w = alpha T, T -= w
             a0, a1, a2, a3 = _rows4(alpha)
             w0 = a0 * trans
             trans = trans - w0
@@ -276,15 +304,16 @@ def _render_kernel(
             trans = trans - w3
             new = ()
             for c in tl.static_range(CB):
-                c0_, c1_, c2_, c3_ = _rows4(tl.load(rows + (6 + c0 + c) * R64, mask=c0 + c < C, other=0.0))
+                color = tl.load(rows + (FIELD_COLOR + c0 + c) * R64, mask=c0 + c < C, other=0.0)
+                c0_, c1_, c2_, c3_ = _rows4(color)
                 new = new + (acc[c] + w0 * c0_ + w1 * c1_ + w2 * c2_ + w3 * c3_,)
             acc = new
         else:
-            if MODE == 2:
+            if MODE == MODE_NORMALIZED:
                 den += alpha
             new = ()
             for c in tl.static_range(CB):
-                col_c = tl.load(rows + (6 + c0 + c) * R64, mask=c0 + c < C, other=0.0)
+                col_c = tl.load(rows + (FIELD_COLOR + c0 + c) * R64, mask=c0 + c < C, other=0.0)
                 if DEFER:
                     new = new + (acc[c] + alpha * col_c,)
                 else:
@@ -295,10 +324,10 @@ def _render_kernel(
         pmask = pmask & (pu * SIDE + row < H) & (pv * SIDE + col < W)
     den_p = tl.sum(den, 0)
     if RAW:
-        if MODE == 2:
+        if MODE == MODE_NORMALIZED:
             tl.store(den_ptr + n * (SIDE * SIDE) + p, den_p, mask=pmask & (c0 == 0))
         scale = tl.full((PPT, NT), 1.0, tl.float32)
-    elif MODE == 2:
+    elif MODE == MODE_NORMALIZED:
         scale = 1.0 / (den_p + _EPS)
     else:
         scale = tl.full((PPT, NT), 1.0, tl.float32)
@@ -307,11 +336,11 @@ def _render_kernel(
         scale = scale * tl.load(wx_ptr + pv * SIDE + col, mask=pmask, other=0.0)
     offs = _out_offsets(b, pu, pv, row, col, s_ob, s_or, s_os, s_ou, s_ov)
     for c in tl.static_range(CB):
-        if DEFER and MODE != 1:
+        if DEFER and MODE != MODE_ALPHA:
             value = tl.sum(acc[c], 0)
         else:
             value = acc[c]
-        if MODE == 1:
+        if MODE == MODE_ALPHA:
             if HAS_BG:
                 value = value + trans * tl.load(bg_ptr + c0 + c, mask=c0 + c < C, other=0.0)
         tl.store(out_ptr + offs + (c0 + c).to(tl.int64) * s_oc, value * scale, mask=pmask & (c0 + c < C))  # int64
@@ -321,13 +350,13 @@ def _render_kernel(
 def _state_kernel(
     table_ptr, unit_rows_ptr, bg_ptr,
     gcan_ptr,  # [units, C, SIDE^2] upstream gradient of every canvas pixel (feathered)
-    tstart_ptr,  # [SIDE^2, R / 4] out: T at the start of every run of 4 rows (runs numbered row // 4)
-    tfinal_ptr,  # [units, SIDE^2] out: T behind every row
-    behind_ptr,  # [channel blocks, SIDE^2, R / 4] out: A behind every run's last row
+    tstart_ptr,  # [SIDE^2, R / RUN] out: T at the start of every run of RUN rows (runs numbered row // RUN)
+    tfinal_ptr,  # [units, SIDE^2] out: T behind the unit's last row, one value per pixel
+    behind_ptr,  # [channel blocks, SIDE^2, R / RUN] out: A behind every run's last row
     R, KP, C, alpha_max, alpha_min,
     SIDE: tl.constexpr, OFFSET: tl.constexpr, FREE: tl.constexpr,
     HAS_OPACITY: tl.constexpr, HAS_BG: tl.constexpr, CLAMP: tl.constexpr, CUT_MIN: tl.constexpr,
-    CB: tl.constexpr, BLOCK: tl.constexpr,
+    CUT_3SIGMA: tl.constexpr, CB: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     """Program (unit, pixel chunk, channel block): the per-run states of mode "alpha"."""
     n = tl.program_id(0).to(tl.int64)
@@ -339,17 +368,17 @@ def _state_kernel(
     y = (p // SIDE).to(tl.float32) + OFFSET
     row0, count = _unit_rows(n, unit_rows_ptr, KP, FREE)
     R64 = R.to(tl.int64)
-    runs = count // 4
-    RUNS = R64 // 4
-    first = row0 // 4  # global number of the unit's first run
+    runs = count // _RUN
+    RUNS = R64 // _RUN
+    first = row0 // _RUN  # global number of the unit's first run
     trans = tl.full((BLOCK,), 1.0, tl.float32)
     for i in range(0, runs):
         tl.store(tstart_ptr + p * RUNS + first + i, trans, mask=pmask & (cb == 0))
-        for j in tl.static_range(4):
-            rp = table_ptr + row0 + 4 * i + j
-            u = x * tl.load(rp) + tl.load(rp + R64)
-            v = y * tl.load(rp + 2 * R64) + (x * tl.load(rp + 3 * R64) + tl.load(rp + 4 * R64))
-            _, _, alpha = _alpha(u, v, tl.load(rp + 5 * R64), alpha_max, alpha_min, HAS_OPACITY, CLAMP, CUT_MIN, FREE)
+        for j in tl.static_range(_RUN):
+            rp = table_ptr + row0 + _RUN * i + j
+            u, v = _table_uv(rp, x, y, R64)
+            op = tl.load(rp + FIELD_OPACITY * R64)
+            _, _, alpha = _alpha(u, v, op, alpha_max, alpha_min, HAS_OPACITY, CLAMP, CUT_MIN, CUT_3SIGMA)
             trans = trans * (1.0 - alpha)
     tl.store(tfinal_ptr + n * (SIDE * SIDE) + p, trans, mask=pmask & (cb == 0))
     grads = ()
@@ -364,15 +393,135 @@ def _state_kernel(
     for i in range(0, runs):
         run = runs - 1 - i
         tl.store(out + run, behind, mask=pmask)
-        for jj in tl.static_range(4):
-            rp = table_ptr + row0 + 4 * run + (3 - jj)
-            u = x * tl.load(rp) + tl.load(rp + R64)
-            v = y * tl.load(rp + 2 * R64) + (x * tl.load(rp + 3 * R64) + tl.load(rp + 4 * R64))
-            _, _, alpha = _alpha(u, v, tl.load(rp + 5 * R64), alpha_max, alpha_min, HAS_OPACITY, CLAMP, CUT_MIN, FREE)
+        for jj in tl.static_range(_RUN):
+            rp = table_ptr + row0 + _RUN * run + (_RUN - 1 - jj)  # back to front
+            u, v = _table_uv(rp, x, y, R64)
+            op = tl.load(rp + FIELD_OPACITY * R64)
+            _, _, alpha = _alpha(u, v, op, alpha_max, alpha_min, HAS_OPACITY, CLAMP, CUT_MIN, CUT_3SIGMA)
             beta = tl.zeros((BLOCK,), tl.float32)
             for c in tl.static_range(CB):
-                beta += grads[c] * tl.load(rp + (6 + c0 + c) * R64, mask=c0 + c < C, other=0.0)
+                beta += grads[c] * tl.load(rp + (FIELD_COLOR + c0 + c) * R64, mask=c0 + c < C, other=0.0)
             behind = behind + alpha * (beta - behind)
+
+
+@triton.jit
+def _grad_program(work_ptr, FREE: tl.constexpr):
+    """(unit, row chunk) of this backward program: from the work list for tiles (they hold
+    different numbers of rows), from the grid for patches."""
+    if FREE:
+        n = tl.load(work_ptr + 2 * tl.program_id(0))
+        chunk = tl.load(work_ptr + 2 * tl.program_id(0) + 1)
+    else:
+        n = tl.program_id(0).to(tl.int64)
+        chunk = tl.program_id(1).to(tl.int64)
+    return n, chunk
+
+
+@triton.jit
+def _row_fields(table_ptr, r, live, R64, c0, C, CB: tl.constexpr):
+    """Row r's (A, B, D, E, F, opacity) and its CB colors from channel c0 (dead rows read
+    as padding: F = NEVER, G = 0)."""
+    fields = (
+        tl.load(table_ptr + FIELD_A * R64 + r, mask=live, other=0.0),
+        tl.load(table_ptr + FIELD_B * R64 + r, mask=live, other=0.0),
+        tl.load(table_ptr + FIELD_D * R64 + r, mask=live, other=0.0),
+        tl.load(table_ptr + FIELD_E * R64 + r, mask=live, other=0.0),
+        tl.load(table_ptr + FIELD_F * R64 + r, mask=live, other=_NEVER),
+        tl.load(table_ptr + FIELD_OPACITY * R64 + r, mask=live, other=0.0),
+    )
+    colors = ()
+    for c in tl.static_range(CB):
+        colors = colors + (tl.load(table_ptr + (FIELD_COLOR + c0 + c) * R64 + r, mask=live & (c0 + c < C), other=0.0),)
+    return fields, colors
+
+
+@triton.jit
+def _pair(fields, colors, g, x, y, alpha_max, alpha_min, HAS_OPACITY: tl.constexpr, CLAMP: tl.constexpr,
+          CUT_MIN: tl.constexpr, CUT_3SIGMA: tl.constexpr, CB: tl.constexpr):  # fmt: skip
+    """One row at pixel (x, y): u', v', G, a = o G, alpha, and beta = c . g (the row's
+    color against the pixel's upstream gradient g)."""
+    a_, b_, d_, e_, f_, op = fields
+    u, v = _uv(x, y, a_, b_, d_, e_, f_)
+    g_val, a, alpha = _alpha(u, v, op, alpha_max, alpha_min, HAS_OPACITY, CLAMP, CUT_MIN, CUT_3SIGMA)
+    beta = g[0] * colors[0]
+    for c in tl.static_range(1, CB):
+        beta += g[c] * colors[c]
+    return u, v, g_val, a, alpha, beta
+
+
+@triton.jit
+def _over_deltas(t_run, behind, pairs):
+    """Mode "alpha" over a thread's RUN rows: T before each row (front to back from the
+    run's T) and dL/dalpha_j / 1 = T_j (beta_j - A_j), A_j the composite behind row j
+    (back to front from the run's A): (Ts, deltas)."""
+    ts = ()
+    for j in tl.static_range(_RUN):
+        ts = ts + (t_run,)
+        t_run = t_run * (1.0 - pairs[j][4])
+    deltas = ()
+    for j in tl.static_range(_RUN - 1, -1, -1):
+        alpha, beta = pairs[j][4], pairs[j][5]
+        deltas = (ts[j] * (beta - behind),) + deltas
+        behind = behind + alpha * (beta - behind)
+    return ts, deltas
+
+
+@triton.jit
+def _accumulate(sums, d_col, pair, delta, weight, g, x, y, alpha_max, alpha_min, HAS_OPACITY: tl.constexpr,
+                CLAMP: tl.constexpr, CUT_MIN: tl.constexpr, CB: tl.constexpr):  # fmt: skip
+    """One pixel's share of a row's sums: with w = delta * a (zero where a clamp fired),
+    the exponent's five (w u' x, w u', w v' y, w v' x, w v'), the opacity's (delta G) and
+    the colors' (weight * g)."""
+    u, v, g_val, a, _, _ = pair
+    if CLAMP:
+        delta = tl.where(a < alpha_max, delta, 0.0)
+    if CUT_MIN:
+        delta = tl.where(a >= alpha_min, delta, 0.0)
+    w = delta * a
+    wu = w * u
+    wv = w * v
+    s_a, s_b, s_d, s_e, s_f, s_o = sums
+    new_sums = (s_a + wu * x, s_b + wu, s_d + wv * y, s_e + wv * x, s_f + wv)
+    if HAS_OPACITY:
+        new_sums = new_sums + (s_o + delta * g_val,)
+    else:
+        new_sums = new_sums + (s_o,)
+    new_col = ()
+    for c in tl.static_range(CB):
+        new_col = new_col + (d_col[c] + weight * g[c],)
+    return new_sums, new_col
+
+
+@triton.jit
+def _store_row_gradients(sums, d_col, r, live, cb, c0, R, K, KP, C, TILES_X, TILES_Y, src_ptr, unit_ptr, means_ptr,
+                         chol_ptr, d_geo_ptr, d_col_ptr, CENTRE: tl.constexpr, TILE: tl.constexpr,
+                         FREE: tl.constexpr, CB: tl.constexpr):  # fmt: skip
+    """The chain rule, once per row: the exponent's sums through (A, B, D, E, F) to the
+    mean and Cholesky factor; then the row's gradients and color gradients stored."""
+    src, valid, cx, cy = _row_sources(r, R, K, KP, src_ptr, unit_ptr, TILES_X, TILES_Y, CENTRE, TILE, FREE)
+    valid = valid & live
+    mx, my, l11, l21, l22, _ = _raw_rows(r, valid, src, cx, cy, means_ptr, chol_ptr, chol_ptr, False)
+    k = -2.0 * _LN2  # d 2^-(u'^2 + v'^2) / d u' = -2 ln2 u' G
+    s_a, s_b, s_d, s_e, s_f, s_o = sums
+    g_a = k * s_a
+    g_b = k * s_b
+    g_d = k * s_d
+    g_e = k * s_e
+    g_f = k * s_f
+    a, _, d, e, _ = _linear_forms(mx, my, l11, l21, l22, valid)
+    g_a2 = g_a - g_b * mx
+    g_d2 = g_d - g_f * my
+    g_e2 = g_e - g_f * mx
+    R64 = R.to(tl.int64)
+    out = d_geo_ptr + cb * 6 * R64 + r
+    tl.store(out, -(g_b * a + g_f * e), mask=valid)
+    tl.store(out + R64, -g_f * d, mask=valid)
+    tl.store(out + 2 * R64, -(g_a2 * a + g_e2 * e) / l11, mask=valid)
+    tl.store(out + 3 * R64, -g_e2 * _SCALE / (l11 * l22), mask=valid)
+    tl.store(out + 4 * R64, -(g_d2 * d + g_e2 * e) / l22, mask=valid)
+    tl.store(out + 5 * R64, s_o, mask=valid)
+    for c in tl.static_range(CB):
+        tl.store(d_col_ptr + (c0 + c) * R64 + r, d_col[c], mask=valid & (c0 + c < C))
 
 
 @triton.jit
@@ -387,55 +536,32 @@ def _grad_kernel(
     R, K, KP, C, TILES_X, TILES_Y, alpha_max, alpha_min,
     SIDE: tl.constexpr, OFFSET: tl.constexpr, CENTRE: tl.constexpr, TILE: tl.constexpr,
     FREE: tl.constexpr, MODE: tl.constexpr,
-    HAS_OPACITY: tl.constexpr, CLAMP: tl.constexpr, CUT_MIN: tl.constexpr,
+    HAS_OPACITY: tl.constexpr, CLAMP: tl.constexpr, CUT_MIN: tl.constexpr, CUT_3SIGMA: tl.constexpr,
     CB: tl.constexpr, NT: tl.constexpr,
 ):  # fmt: skip
-    """Program (unit, chunk of RUN * NT rows, channel block); with FREE the (unit, chunk)
-    pairs come from a work list, since tiles hold different numbers of rows. Thread t owns
-    rows 4t .. 4t + 3 of the chunk, in compositing order."""
-    if FREE:
-        n = tl.load(work_ptr + 2 * tl.program_id(0))
-        chunk = tl.load(work_ptr + 2 * tl.program_id(0) + 1)
-    else:
-        n = tl.program_id(0).to(tl.int64)
-        chunk = tl.program_id(1).to(tl.int64)
+    """Program (unit, chunk of RUN * NT rows, channel block). Thread t owns the RUN rows
+    of run t of the chunk, in compositing order, holds their fields and sums in registers
+    while it walks every pixel of the unit, and writes their gradients at the end."""
+    n, chunk = _grad_program(work_ptr, FREE)
     cb = tl.program_id(2)
     c0 = cb * CB
     row0, count = _unit_rows(n, unit_rows_ptr, KP, FREE)
     R64 = R.to(tl.int64)
-    RUNS = R64 // 4
+    RUNS = R64 // _RUN
     run = chunk * NT + tl.arange(0, NT)  # [NT] the thread's run within the unit
-    live_run = 4 * run < count
-    # the thread's 4 rows: fields and colors in registers for the whole pixel walk
+    live = _RUN * run < count
     rows = ()
-    fa = ()
-    fb = ()
-    fd = ()
-    fe = ()
-    ff = ()
-    fo = ()
-    cols = ()
-    for j in tl.static_range(4):
-        r = row0 + 4 * run + j
-        rows = rows + (r,)
-        fa = fa + (tl.load(table_ptr + r, mask=live_run, other=0.0),)
-        fb = fb + (tl.load(table_ptr + R64 + r, mask=live_run, other=0.0),)
-        fd = fd + (tl.load(table_ptr + 2 * R64 + r, mask=live_run, other=0.0),)
-        fe = fe + (tl.load(table_ptr + 3 * R64 + r, mask=live_run, other=0.0),)
-        ff = ff + (tl.load(table_ptr + 4 * R64 + r, mask=live_run, other=_NEVER),)
-        fo = fo + (tl.load(table_ptr + 5 * R64 + r, mask=live_run, other=0.0),)
-        cj = ()
-        for c in tl.static_range(CB):
-            cj = cj + (tl.load(table_ptr + (6 + c0 + c) * R64 + r, mask=live_run & (c0 + c < C), other=0.0),)
-        cols = cols + (cj,)
-    s_a = _zeros((NT,), 4)
-    s_b = _zeros((NT,), 4)
-    s_d = _zeros((NT,), 4)
-    s_e = _zeros((NT,), 4)
-    s_f = _zeros((NT,), 4)
-    s_o = _zeros((NT,), 4)
+    fields = ()
+    colors = ()
+    sums = ()
     d_col = ()
-    for _ in tl.static_range(4):
+    for j in tl.static_range(_RUN):
+        r = row0 + _RUN * run + j
+        f_j, c_j = _row_fields(table_ptr, r, live, R64, c0, C, CB)
+        rows = rows + (r,)
+        fields = fields + (f_j,)
+        colors = colors + (c_j,)
+        sums = sums + (_zeros((NT,), 6),)
         d_col = d_col + (_zeros((NT,), CB),)
     gbase = gcan_ptr + (n * C + c0) * (SIDE * SIDE)
     for prow in range(0, SIDE):
@@ -446,103 +572,39 @@ def _grad_kernel(
             g = ()
             for c in tl.static_range(CB):
                 g = g + (tl.load(gbase + c * (SIDE * SIDE) + p, mask=c0 + c < C, other=0.0),)
-            if MODE == 2:  # delta = sum over channel blocks of beta, less gamma once
+            if MODE == MODE_NORMALIZED:  # delta = sum over channel blocks of beta, less gamma once
                 gamma = tl.load(gamma_ptr + n * (SIDE * SIDE) + p, mask=cb == 0, other=0.0)
-            if MODE == 1:
-                grun = row0 // 4 + run
-                t_run = tl.load(tstart_ptr + p * RUNS + grun, mask=live_run, other=0.0)
+            if MODE == MODE_ALPHA:
+                grun = row0 // _RUN + run
+                t_run = tl.load(tstart_ptr + p * RUNS + grun, mask=live, other=0.0)
                 behind = tl.load(behind_ptr + (cb.to(tl.int64) * (SIDE * SIDE) + p) * RUNS + grun,
-                                 mask=live_run, other=0.0)  # fmt: skip
-            gs = ()
-            alphas = ()
-            betas = ()
-            for j in tl.static_range(4):
-                u = fa[j] * x + fb[j]
-                v = fd[j] * y + (fe[j] * x + ff[j])
-                gj, aj, alpha = _alpha(u, v, fo[j], alpha_max, alpha_min, HAS_OPACITY, CLAMP, CUT_MIN, FREE)
-                beta = g[0] * cols[j][0]
-                for c in tl.static_range(1, CB):
-                    beta += g[c] * cols[j][c]
-                gs = gs + ((u, v, gj, aj),)
-                alphas = alphas + (alpha,)
-                betas = betas + (beta,)
-            if MODE == 1:
-                # T before each row (front to back), then A behind each row (back to front)
-                ts = ()
-                for j in tl.static_range(4):
-                    ts = ts + (t_run,)
-                    t_run = t_run * (1.0 - alphas[j])
-                deltas = ()
-                for j in tl.static_range(3, -1, -1):
-                    deltas = (ts[j] * (betas[j] - behind),) + deltas
-                    behind = behind + alphas[j] * (betas[j] - behind)
-            new_a = ()
-            new_b = ()
-            new_d = ()
-            new_e = ()
-            new_f = ()
-            new_o = ()
+                                 mask=live, other=0.0)  # fmt: skip
+            pairs = ()
+            for j in tl.static_range(_RUN):
+                pair = _pair(fields[j], colors[j], g, x, y, alpha_max, alpha_min, HAS_OPACITY, CLAMP, CUT_MIN,
+                             CUT_3SIGMA, CB)  # fmt: skip
+                pairs = pairs + (pair,)
+            if MODE == MODE_ALPHA:
+                ts, over = _over_deltas(t_run, behind, pairs)
+            new_sums = ()
             new_col = ()
-            for j in tl.static_range(4):
-                u, v, gj, aj = gs[j]
-                if MODE == 0:
-                    delta = betas[j]
-                    weight = alphas[j]
-                elif MODE == 2:
-                    delta = betas[j] - gamma
-                    weight = alphas[j]
+            for j in tl.static_range(_RUN):
+                alpha, beta = pairs[j][4], pairs[j][5]
+                if MODE == MODE_SUM:
+                    delta = beta
+                    weight = alpha
+                elif MODE == MODE_NORMALIZED:
+                    delta = beta - gamma
+                    weight = alpha
                 else:
-                    delta = deltas[j]
-                    weight = alphas[j] * ts[j]
-                if CLAMP:
-                    delta = tl.where(aj < alpha_max, delta, 0.0)
-                if CUT_MIN:
-                    delta = tl.where(aj >= alpha_min, delta, 0.0)
-                w = delta * aj
-                wu = w * u
-                wv = w * v
-                new_a = new_a + (s_a[j] + wu * x,)
-                new_b = new_b + (s_b[j] + wu,)
-                new_d = new_d + (s_d[j] + wv * y,)
-                new_e = new_e + (s_e[j] + wv * x,)
-                new_f = new_f + (s_f[j] + wv,)
-                if HAS_OPACITY:
-                    new_o = new_o + (s_o[j] + delta * gj,)
-                else:
-                    new_o = new_o + (s_o[j],)
-                cj = ()
-                for c in tl.static_range(CB):
-                    cj = cj + (d_col[j][c] + weight * g[c],)
-                new_col = new_col + (cj,)
-            s_a = new_a
-            s_b = new_b
-            s_d = new_d
-            s_e = new_e
-            s_f = new_f
-            s_o = new_o
+                    delta = over[j]
+                    weight = alpha * ts[j]
+                s_j, c_j = _accumulate(sums[j], d_col[j], pairs[j], delta, weight, g, x, y, alpha_max, alpha_min,
+                                       HAS_OPACITY, CLAMP, CUT_MIN, CB)  # fmt: skip
+                new_sums = new_sums + (s_j,)
+                new_col = new_col + (c_j,)
+            sums = new_sums
             d_col = new_col
-    # chain rule, once per row: (A, B, D, E, F) -> (means, cholesky)
-    for j in tl.static_range(4):
-        r = rows[j]
-        src, valid, cx, cy = _row_sources(r, R, K, KP, src_ptr, unit_ptr, TILES_X, TILES_Y, CENTRE, TILE, FREE)
-        valid = valid & live_run
-        mx, my, l11, l21, l22, _ = _raw_rows(r, valid, src, cx, cy, means_ptr, chol_ptr, chol_ptr, False)
-        k = -2.0 * _LN2  # d 2^-(u'^2 + v'^2) / d u' = -2 ln2 u' G
-        g_a = k * s_a[j]
-        g_b = k * s_b[j]
-        g_d = k * s_d[j]
-        g_e = k * s_e[j]
-        g_f = k * s_f[j]
-        a, _, d, e, _ = _linear_forms(mx, my, l11, l21, l22, valid)
-        g_a2 = g_a - g_b * mx
-        g_d2 = g_d - g_f * my
-        g_e2 = g_e - g_f * mx
-        out = d_geo_ptr + cb * 6 * R64 + r
-        tl.store(out, -(g_b * a + g_f * e), mask=valid)
-        tl.store(out + R64, -g_f * d, mask=valid)
-        tl.store(out + 2 * R64, -(g_a2 * a + g_e2 * e) / l11, mask=valid)
-        tl.store(out + 3 * R64, -g_e2 * _SCALE / (l11 * l22), mask=valid)
-        tl.store(out + 4 * R64, -(g_d2 * d + g_e2 * e) / l22, mask=valid)
-        tl.store(out + 5 * R64, s_o[j], mask=valid)
-        for c in tl.static_range(CB):
-            tl.store(d_col_ptr + (c0 + c) * R64 + r, d_col[j][c], mask=valid & (c0 + c < C))
+    for j in tl.static_range(_RUN):
+        _store_row_gradients(sums[j], d_col[j], rows[j], live, cb, c0, R, K, KP, C, TILES_X, TILES_Y, src_ptr,
+                             unit_ptr, means_ptr, chol_ptr, d_geo_ptr, d_col_ptr, CENTRE, TILE, FREE, CB)  # fmt: skip

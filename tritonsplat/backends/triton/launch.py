@@ -93,6 +93,11 @@ class Units:
     def pixels(self) -> int:
         return self.side * self.side
 
+    @property
+    def cut_3sigma(self) -> bool:
+        """alpha = 0 past the 3-sigma ellipse: the free rasterizer's contract (tiles)."""
+        return self.free
+
 
 def _placeholder(t: Tensor | None, like: Tensor) -> Tensor:
     return like if t is None else t
@@ -139,7 +144,7 @@ def render(
         _placeholder(den, table),
         units.rows, max(units.kp, 1), c, units.grid_h, units.grid_w, height, width, *strides,
         cfg.alpha_max, cfg.alpha_min,
-        SIDE=units.side, OFFSET=units.offset, FREE=units.free, RAW=den is not None,
+        SIDE=units.side, OFFSET=units.offset, FREE=units.free, RAW=den is not None, CUT_3SIGMA=units.cut_3sigma,
         MODE=MODE_IDS[cfg.mode], HAS_BG=background is not None, **_flags(opacity, cfg),
         CB=cb, PPT=FWD_PPT, NT=32 * FWD_WARPS, DEFER=defer, num_warps=FWD_WARPS,
     )  # fmt: skip
@@ -194,6 +199,7 @@ def gradients(
             table, _placeholder(units.unit_rows, table), _placeholder(background, table), gcan, tstart, tfinal,
             behind, units.rows, max(units.kp, 1), c, alpha_max, alpha_min,
             SIDE=units.side, OFFSET=units.offset, FREE=units.free, HAS_BG=background is not None,
+            CUT_3SIGMA=units.cut_3sigma,
             CB=cb, BLOCK=STATE_BLOCK, num_warps=STATE_WARPS, **flags,
         )  # fmt: skip
         if background is not None:
@@ -209,7 +215,7 @@ def gradients(
         _placeholder(units.work, dummy), d_geo, d_col,
         units.rows, units.k, max(units.kp, 1), c, units.grid_w, units.grid_h, alpha_max, alpha_min,
         SIDE=units.side, OFFSET=units.offset, CENTRE=units.centre, TILE=units.tile, FREE=units.free,
-        MODE=MODE_IDS[mode], CB=cb, NT=nt, num_warps=BWD_WARPS, **flags,
+        MODE=MODE_IDS[mode], CUT_3SIGMA=units.cut_3sigma, CB=cb, NT=nt, num_warps=BWD_WARPS, **flags,
     )  # fmt: skip
     return d_geo.sum(0) if ncb > 1 else d_geo[0], d_col, d_bg
 

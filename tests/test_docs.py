@@ -41,8 +41,6 @@ NOT_REPOSITORY_FILES = {
     "speed.md",
 }
 OUTPUT_FOLDERS = ("bench/results/",)  # where the benchmarks write (not in the repository)
-# stale citations in the rasterizer package, being fixed on branch issue-23-rast
-KNOWN_STALE = [("tritonsplat", "DESIGN.md"), ("tritonsplat", "patches.py")]
 
 
 def markdown_files() -> list[Path]:
@@ -128,16 +126,4 @@ def test_citation_resolves_from_the_citing_package():
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_cited_files_exist(package):
-    missing = [(where, name) for where, name in missing_citations(package) if (package, name) not in KNOWN_STALE]
-    assert missing == []
-
-
-@pytest.mark.parametrize(
-    "package, name",
-    [
-        pytest.param(*case, marks=pytest.mark.xfail(strict=False, reason="fixed on branch issue-23-rast"))
-        for case in KNOWN_STALE
-    ],
-)
-def test_known_stale_citations_are_gone(package, name):
-    assert [where for where, cited in missing_citations(package) if cited == name] == []
+    assert missing_citations(package) == []

@@ -31,3 +31,20 @@ def test_every_option_has_a_description_and_the_usage_names_the_command(name, mo
     for action in seen[0]._actions:  # a default worth showing is shown
         if action.option_strings and action.default not in (None, False, argparse.SUPPRESS) and action.help:
             assert "default" in seen[0].formatter_class("x")._get_help_string(action)
+
+
+def test_threads_are_set_and_a_bad_count_is_named(monkeypatch):
+    import torch
+
+    from tritonsplat_inpaint.cli import set_threads
+
+    before = torch.get_num_threads()
+    try:
+        set_threads(1)
+        assert torch.get_num_threads() == 1
+        set_threads(None)  # no option: left as it is
+        assert torch.get_num_threads() == 1
+        with pytest.raises(ValueError, match="--threads: expected a positive number of threads, got 0"):
+            set_threads(0)
+    finally:
+        torch.set_num_threads(before)

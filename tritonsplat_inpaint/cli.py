@@ -23,6 +23,26 @@ def add_debug(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def add_threads(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`--threads N`: torch's CPU threads. Measured on 2 Intel Xeon cores shared with other
+    jobs (load average 5, 2026-12-06): a cpu-small training step took 2.1-2.2 s with 2
+    threads and 1.4-1.5 s with 1, since threads that wait on each other lose most when the
+    cores are busy; on an idle machine 2 threads are faster. Hence: all cores by default,
+    1 on a shared machine."""
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: one per core; 1 is faster on a busy machine)")
+    return parser
+
+
+def set_threads(threads: int | None) -> None:
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads: expected a positive number of threads, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def entry(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Run `main(argv)`: its exceptions become `error: ...` (exit 1), Ctrl-C `interrupted`
     (exit 130), unless `--debug` is among the arguments."""

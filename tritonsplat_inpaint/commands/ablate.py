@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import checkpoint
 from ..checkpoint import load_model
-from ..cli import Defaults, add_debug, entry, prog, write_report
+from ..cli import Defaults, add_debug, add_threads, entry, prog, set_threads, write_report
 from ..config import Config, override, preset
 from ..evaluation import MODEL, evaluate
 from ..training import train
@@ -130,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compile", action="store_true", help="run the adapter and AdaLN blocks eagerly")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE", help="override any field")
+    add_threads(parser)
     add_debug(parser)
     args = parser.parse_args(argv)
+    set_threads(args.threads)
     base = override(preset(args.preset), args.set)
     base.train.steps = args.steps
     summary = run_variants(base, args.only, args.out, args.per_image, not args.no_compile, not args.no_progress)

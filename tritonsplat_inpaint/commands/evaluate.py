@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from ..checkpoint import RELEASED, load_model
-from ..cli import Defaults, add_debug, entry, prog, write_report
+from ..cli import Defaults, add_debug, add_threads, entry, prog, set_threads, write_report
 from ..data import data_paths
 from ..evaluation import JUDGE_PER_IMAGE, PER_IMAGE, evaluate, markdown
 from ..perceptual import JUDGE_INPUT, Judge
@@ -41,8 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dino-weights", help="load the checkpoint with another DINO (a timm weights file)")
     parser.add_argument("--allow-other-dino", action="store_true",
                         help="accept a DINO other than the one the checkpoint was trained with")  # fmt: skip
+    add_threads(parser)
     add_debug(parser)
     args = parser.parse_args(argv)
+    set_threads(args.threads)
     start = time.perf_counter()
     net, cfg = load_model(args.ckpt, args.dino_weights, args.allow_other_dino)
     ok, why = Judge.available() if args.judge_input else (False, "--judge-input 0")

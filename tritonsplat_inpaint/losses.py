@@ -76,7 +76,9 @@ class FeatureLoss(nn.Module):
         return super().train(False)
 
     def features(self, images: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem((images - 0.5) / 0.5)  # the network's own normalisation: mean = std = 0.5
+        from .pretrained import LITE0_MEAN, LITE0_STD
+
+        x = self.stem((images - LITE0_MEAN) / LITE0_STD)  # the network's own ImageNet normalisation
         maps = []
         for i, block in enumerate(self.blocks):
             x = block(x)

@@ -60,9 +60,11 @@ class PretrainedEncoder(nn.Module):
     3: its stages at 1/2, 1/4 and 1/8 give 16, 24 and 40 channels), adapted to the scratch
     encoder's widths by 1x1 convolutions, as the encoder's skips. The image enters
     normalised with mean = std = 0.5 as in ImageNet training; the mask and the classical
-    fills enter the stem through weights that start at zero, so that the pretrained path
-    starts as it was trained. With `full_res` (the conv decoder), a scratch convolution
-    of the inputs gives the skip at full resolution, where EfficientNet has none.
+    fills enter the stem through weights that start at zero, so that the pretrained
+    weights start as they were trained (the BatchNorms are trained too: in training mode
+    they normalise by the batch, and their running statistics move to the masked inputs).
+    With `full_res` (the conv decoder), a scratch convolution of the inputs gives the skip
+    at full resolution, where EfficientNet has none.
     `pretrained=False` builds the same modules without reading the weights (a checkpoint
     then provides them)."""
 

@@ -11,7 +11,7 @@ import torch
 from tritonsplat.metrics import psnr
 
 from .classical import PREFILLS
-from .data import load_rgb
+from .data import load_rgb, photograph_name
 from .perceptual import texture_ratio
 
 # the full-size example's classical methods (keys of PREFILLS), beside the model
@@ -70,8 +70,7 @@ def texture_example(net, paths: list[Path], out: Path, max_side: int = 1024) -> 
     return each method's hole PSNR and texture ratio."""
     from .infer import inpaint
 
-    images = [load_rgb(p, 64, None) for p in paths]
-    images = [_fit(im, max_side) for im in images]
+    images = [_fit(load_rgb(p, 64, None), max_side) for p in paths]  # one full-size photograph at a time
     j = max(range(len(images)), key=lambda i: texture_energy(images[i]))
     image = images[j]
     hole = big_hole(*image.shape[-2:])
@@ -91,12 +90,12 @@ def texture_example(net, paths: list[Path], out: Path, max_side: int = 1024) -> 
         axes[0, c].imshow(panel.permute(1, 2, 0).clamp(0, 1).numpy())
         axes[0, c].set_title(label, fontsize=8)
         axes[1, c].imshow(panel[:, zoom[0], zoom[1]].permute(1, 2, 0).clamp(0, 1).numpy())
-    axes[0, 0].set_ylabel(f"{paths[j].stem}, {image.shape[-1]} x {image.shape[-2]}", fontsize=8)
+    axes[0, 0].set_ylabel(f"{photograph_name(paths[j])}, {image.shape[-1]} x {image.shape[-2]}", fontsize=8)
     axes[1, 0].set_ylabel("the hole, enlarged", fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
-    return {"photograph": paths[j].stem, "size": list(image.shape[-2:][::-1]), "scores": scores}
+    return {"photograph": photograph_name(paths[j]), "size": list(image.shape[-2:][::-1]), "scores": scores}
 
 
 def _fit(image: torch.Tensor, max_side: int) -> torch.Tensor:

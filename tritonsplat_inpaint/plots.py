@@ -42,7 +42,8 @@ def plot_losses(entries: list[dict], path: Path, dino_source: str) -> None:
     """Every logged loss term against the step."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    for key in sorted(k for k in entries[0] if k not in ("step", "images_per_s", "lr")):
+    keys = {k for e in entries for k in e} - {"step", "images_per_s", "lr"}  # terms that start late too
+    for key in sorted(keys):
         ax.plot([e["step"] for e in entries], [e.get(key, np.nan) for e in entries], label=key)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")

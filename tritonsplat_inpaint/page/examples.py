@@ -9,7 +9,8 @@ from ..checkpoint import RELEASED
 
 def examples() -> list[dict]:
     """The photographs one click away: the released checkpoint's own example (with its
-    mask) and two photographs held out of its training set."""
+    mask), scikit-learn's temple (a training photograph) and matplotlib's portrait of Grace
+    Hopper (held out of training)."""
     out = [dict(name="example", title="moon crop (with its mask)", path=RELEASED / "example.png",
                 mask=RELEASED / "example_mask.png")]  # fmt: skip
     try:

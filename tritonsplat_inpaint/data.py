@@ -206,8 +206,9 @@ class Photograph:
 def cache_root() -> Path:
     """Where pictures extracted from packaged files go: $TRITONSPLAT_CACHE/photographs, else
     ~/.cache/tritonsplat/photographs."""
-    base = os.environ.get("TRITONSPLAT_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "tritonsplat") / "photographs"
+    from .pretrained import cache_dir
+
+    return cache_dir() / "photographs"
 
 
 def photograph_name(path: Path) -> str:

@@ -144,9 +144,9 @@ CLASSICAL_SCORES = 1  # the version of the classical scores' cache: bump when a 
 
 
 def _classical_path(key: str):
-    from .data import cache_root
+    from .pretrained import cache_dir
 
-    return cache_root().parent / "evaluation" / f"classical-{key}.json"
+    return cache_dir() / "evaluation" / f"classical-{key}.json"
 
 
 def _cached_classical(key: str) -> dict | None:

@@ -12,7 +12,7 @@ from tritonsplat.metrics import psnr
 
 from .classical import PREFILLS
 from .data import load_rgb, photograph_name
-from .perceptual import texture_ratio
+from .perceptual import laplacian_energy, texture_ratio
 
 # the full-size example's classical methods (keys of PREFILLS), beside the model
 FULL_SIZE_METHODS = ("telea", "biharmonic", "fsr")
@@ -50,8 +50,6 @@ def grid(examples: dict, path: Path) -> None:
 
 def texture_energy(image: torch.Tensor) -> float:
     """Mean absolute Laplacian of a [3, H, W] image's luminance: how much texture it has."""
-    from .perceptual import laplacian_energy
-
     full = torch.ones(1, 1, *image.shape[-2:])
     return float(laplacian_energy(image[None], full)[0]) / full.numel()
 

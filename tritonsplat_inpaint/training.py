@@ -211,6 +211,11 @@ def _setup_distributed() -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
+def memory_layout(cfg: Config) -> torch.memory_format:
+    """The activations' layout: channels-last (`train.channels_last`), else contiguous."""
+    return torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+
+
 def parameters_digest(net: InpaintNet) -> str:
     """A SHA-256 of the trainable weights: under DDP every rank must end with the same."""
     import hashlib
@@ -254,8 +259,7 @@ class Trainee:
 
 
 def build_trainee(cfg: Config, device: torch.device) -> Trainee:
-    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    net = build_model(cfg).to(device, memory_format=layout)
+    net = build_model(cfg).to(device, memory_format=memory_layout(cfg))
     opt = torch.optim.AdamW(param_groups(net, cfg), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     trainee = Trainee(net, opt, [p for p in net.parameters() if p.requires_grad])
     if cfg.train.feature_loss:
@@ -390,7 +394,7 @@ def _loop(cfg: Config, run_dir: Path, trainee: Trainee, start: int, rank: int, w
 
     net = trainee.net
     model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
-    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    layout = memory_layout(cfg)
     dtype = autocast_dtype(cfg, device)
     dataset = RandomCrops(data_paths(cfg)[0], cfg.model.image_size, seed=cfg.train.seed)
     batches = Batches(dataset, cfg, net.fills, rank, world, start, cfg.train.prefetch)

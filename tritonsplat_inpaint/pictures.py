@@ -13,17 +13,14 @@ from tritonsplat.metrics import psnr
 from .classical import PREFILLS
 from .data import load_rgb, photograph_name
 from .perceptual import laplacian_energy, texture_ratio
+from .plots import pyplot
 
 # the full-size example's classical methods (keys of PREFILLS), beside the model
 FULL_SIZE_METHODS = ("telea", "biharmonic", "fsr")
 
 
 def _figure(rows: int, cols: int, width: float, height: float):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
     for ax in axes.flat:
         ax.set_xticks([])

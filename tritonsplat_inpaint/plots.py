@@ -11,7 +11,8 @@ import torch
 from .runs import read_jsonl
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,7 +28,7 @@ def _short(dino_source: str) -> str:
 
 def plot_curve(entries: list[dict], path: Path, dino_source: str) -> None:
     """The learning curve: gain over the starting blend (dB) per bucket against images seen."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     seen = [e["images_seen"] for e in entries]
     for bucket in entries[0]["gain_db"] if entries else []:
@@ -45,7 +46,7 @@ def plot_curve(entries: list[dict], path: Path, dino_source: str) -> None:
 
 def plot_losses(entries: list[dict], path: Path, dino_source: str) -> None:
     """Every logged loss term against the step."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     keys = {k for e in entries for k in e} - {"step", "images_per_s", "lr"}  # terms that start late too
     for key in sorted(keys):
@@ -62,7 +63,7 @@ def plot_losses(entries: list[dict], path: Path, dino_source: str) -> None:
 
 def plot_samples(net, images: torch.Tensor, masks: torch.Tensor, path: Path) -> None:
     """Masked input, output and truth, a row per crop."""
-    plt = _pyplot()
+    plt = pyplot()
     device = next(net.parameters()).device
     was_training = net.training
     net.eval()

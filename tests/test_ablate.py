@@ -15,12 +15,36 @@ from tritonsplat_inpaint.config import preset
 def test_each_variant_changes_only_its_switch_and_leaves_the_base_alone():
     base = preset("cpu-small")
     before = base.to_dict()
+    made = {"other-encoder": {"encoder"}, "random-dino": set()}  # switches `variant_config` sets itself
     for name, fields in ablate.VARIANTS.items():
         cfg = ablate.variant_config(base, name)
         changed = {k for k, v in cfg.to_dict()["model"].items() if v != before["model"][k]}
-        assert changed == set(fields), name
+        assert changed == set(fields) | made.get(name, set()), name
         assert cfg.train == base.train and cfg.data == base.data
-    assert base.to_dict() == before
+        assert (cfg.dino_weights == "random") == (name == "random-dino")
+    assert ablate.variant_config(base, "other-encoder").model.encoder == "efficientnet_lite0"  # the base: scratch
+    base.model.encoder = "efficientnet_lite0"
+    assert ablate.variant_config(base, "other-encoder").model.encoder == "scratch"
+    with pytest.raises(ValueError, match="--only: expected variants among full, .* got 'nope'"):
+        ablate.variant_config(base, "nope")
+
+
+def test_paired_differences_are_the_full_model_minus_each_variant_over_the_same_crops():
+    def row(psnr, ssim):
+        return {"buckets": {"10-20%": {"psnr_per_image": psnr, "ssim_per_image": ssim}}}
+
+    rows = {"full": row([30.0, 31.0, 29.0, 32.0], [0.9, 0.9, 0.9, 0.9]),
+            "no-dino": row([29.0, 30.5, 29.0, 31.5], [0.9, 0.8, 0.9, 0.9])}  # fmt: skip
+    d = ablate.paired_differences(rows)["no-dino"]["10-20%"]
+    assert d["psnr"]["mean"] == pytest.approx(0.5)  # differences 1, 0.5, 0, 0.5
+    assert d["psnr"]["stderr"] == pytest.approx(np.std([1, 0.5, 0, 0.5], ddof=1) / 2)
+    assert d["psnr"]["wins"] == 0.75 and d["ssim"]["mean"] == pytest.approx(0.025)
+    summary = {"preset": "p", "steps": 1, "batch_size": 1, "held_out_crops": 4, "full_minus": {"no-dino": {
+        "10-20%": d}}, "variants": {n: r | {"trainable_params": 1, "images_per_s": 1.0, "dino_source": "x"}
+        for n, r in rows.items()}}  # fmt: skip
+    for r in summary["variants"].values():
+        r["buckets"]["10-20%"] |= {"psnr": 30.0, "ssim": 0.9}
+    assert "| no-dino | +0.50 +- 0.20 (75%) | +0.0250 +- 0.0250 |" in ablate.markdown(summary)
 
 
 @pytest.mark.slow
@@ -38,6 +62,8 @@ def test_ablation_trains_every_variant_and_writes_a_row_for_each(tmp_path):
         assert all(5 < s["psnr"] < 60 and 0 < s["ssim"] <= 1 for s in row["buckets"].values())
     table = (out / "ablation.md").read_text()
     assert all(f"| {name} |" in table for name in ablate.VARIANTS)
+    assert set(summary["full_minus"]) == set(ablate.VARIANTS) - {"full"} and "full minus" in table
+    assert summary["variants"]["random-dino"]["dino_source"] == "random:seed=0"
     plot = np.asarray(Image.open(out / "ablation.png").convert("L"))
     assert plot.shape[1] > 500 and plot.std() > 10
     # a second call reuses the finished runs: nothing is trained again

@@ -35,6 +35,8 @@ NOT_REPOSITORY_FILES = {
     "result.json",  # written by tritonsplat.fit
     "results.json",  # written by model.evaluate and bench.photographs
     "results.md",
+    "catalogue.json",  # written by tritonsplat_inpaint.gpu_pack into a GPU pack
+    "manifest.json",
     "ablation.json",  # written by model.ablate
     "ablation.md",
     "speed.json",  # written by bench.train_speed

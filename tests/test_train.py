@@ -327,3 +327,56 @@ def test_log_mse_is_minus_a_tenth_of_the_mean_psnr_that_evaluation_reports():
     log_mse(output, target).backward()
     per_crop = output.grad.abs().flatten(1).sum(1)
     assert per_crop.argmax() == 0
+
+
+def test_compact_moments_halve_the_state_and_resume_close_to_the_uninterrupted_run(tmp_path):
+    def cfg(steps, compact=False):
+        return tiny_config(steps=steps, schedule="constant", checkpoint_every=2, hole_ratio_start=0.3,
+                           hole_ratio_end=0.3, compact_moments=compact)  # fmt: skip
+
+    straight = tmp_path / "straight"
+    train(cfg(4), straight, compile=False, progress=False)
+    train(cfg(2, True), tmp_path / "split", compile=False, progress=False)
+    state = torch.load(tmp_path / "split" / "step-0000002" / "state.pt", weights_only=False)["optimizer"]["state"]
+    moments = [v for per in state.values() for k, v in per.items() if k != "step"]
+    assert moments and all(v.dtype == torch.bfloat16 for v in moments)
+    full = torch.load(straight / "step-0000002" / "state.pt", weights_only=False)["optimizer"]["state"]
+    assert all(v.dtype == torch.float32 for per in full.values() for k, v in per.items() if k != "step")
+    train(cfg(4, True), tmp_path / "split", resume=True, compile=False, progress=False)
+    a, b = (load_file(str(run / "step-0000004" / "model.safetensors")) for run in (straight, tmp_path / "split"))
+    moved = max(float((a[k] - b[k]).abs().max()) for k in a)
+    # not bit-equal (rounded moments), but no weight is a whole Adam step (about the rate) away
+    assert 0 < moved < cfg(4).train.lr
+
+
+def test_init_starts_a_new_run_from_a_checkpoints_weights_and_refuses_another_dino(tmp_path):
+    from tritonsplat_inpaint.errors import DinoMismatch
+
+    first = tmp_path / "first"
+    train(tiny_config(steps=2), first, compile=False, progress=False)
+    ckpt = first / "step-0000002"
+    second = tmp_path / "second"  # at a zero learning rate the weights stay those it started from
+    train(tiny_config(steps=1, lr=0.0, weight_decay=0.0), second, compile=False, progress=False, init=ckpt)
+    a, b = load_file(str(ckpt / "model.safetensors")), load_file(str(second / "step-0000001" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign"  # the same weights, recorded as trained with another DINO
+    foreign.mkdir()
+    save_file(a, str(foreign / "model.safetensors"), metadata={"dino_source": "random:seed=9"})
+    with pytest.raises(DinoMismatch, match="--init .* trained with DINO random:seed=9, this run has "):
+        train(tiny_config(steps=1), tmp_path / "third", compile=False, progress=False, init=foreign)
+    # the command line takes the checkpoint's configuration
+    assert train_command.main(["--init", str(first), "--out", str(tmp_path / "cli"), "--no-compile", "--no-progress",
+                               "--steps", "1"]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["model"]["image_size"] == 32
+
+
+def test_a_chunk_of_minutes_ends_with_a_checkpoint_and_pictures_and_resumes(tmp_path, capsys):
+    run = tmp_path / "run"
+    summary = train(tiny_config(steps=50), run, compile=False, progress=False, minutes=1e-6)  # after one step
+    assert summary["chunk_minutes"] == 1e-6 and "interrupted" not in summary and summary["steps"] == 1
+    assert (run / "latest").read_text().strip() == "step-0000001"
+    assert all((run / name).is_file() for name in ("loss.png", "samples.png"))
+    assert f"continue with --out {run} --resume" in capsys.readouterr().err
+    assert train(tiny_config(steps=3), run, resume=True, compile=False, progress=False)["steps"] == 3

@@ -71,7 +71,10 @@ def fill_batch(methods: list[str], images: torch.Tensor, masks: torch.Tensor) ->
 
 @functools.cache
 def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="fill")
+    """Threads: $TRITONSPLAT_FILL_THREADS, else one per core up to 4 (a GPU machine's 16
+    cores feed its GPU with more: bench/gpu_train.sh)."""
+    threads = int(os.environ.get("TRITONSPLAT_FILL_THREADS") or 0) or min(4, os.cpu_count() or 1)
+    return ThreadPoolExecutor(max(1, threads), thread_name_prefix="fill")
 
 
 # the coarse fills a model can be given as a prior (ModelConfig.prefill)

@@ -86,6 +86,10 @@ class TrainConfig:
     # and at the latest this many minutes after the last save (0: by steps alone), so that
     # a long run stopped with its machine loses at most that much
     checkpoint_minutes: float = 10.0
+    # the optimisers' moments saved in bfloat16 (`training.compact_moments`): half the
+    # checkpoint, for runs kept in the repository; a resume is then close to, not bit-equal
+    # with, the uninterrupted run
+    compact_moments: bool = False
     # 0: every training crop is fresh (none comes round again, so nothing can be cached);
     # N: cycle through N fixed crops and cache the complete images' DINO features by crop
     crop_pool: int = 0
@@ -114,7 +118,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    dino_weights: str | None = None  # a local file with the DINO backbone's weights
+    dino_weights: str | None = None  # a local file with the DINO backbone's weights; "random": seeded random ones
     # accept seeded random DINO weights when neither a file nor the hub can be had: the
     # CPU preset asks for it (so it trains on a machine with no network), loudly and on
     # record; the paper preset refuses

@@ -459,14 +459,35 @@ def debian_photographs() -> list[Path]:
     return [r.path for r in debian_catalogue()]
 
 
+def pack_catalogue(folder: Path) -> list[Photograph]:
+    """The catalogue as a GPU pack carries it (`gpu_pack`): its photographs, shrunk, with
+    their records (`catalogue.json`)."""
+    index = folder / "catalogue.json"
+    if not index.is_file():
+        raise FileNotFoundError(f"TRITONSPLAT_PHOTOGRAPHS={folder}: expected a GPU pack's photographs folder with a "
+                                "catalogue.json (python -m tritonsplat_inpaint.gpu_pack write)")  # fmt: skip
+    rows = json.loads(index.read_text())
+    return [Photograph(r["name"], r["source"], r["origin"], r["licence"], tuple(r["size"]), folder / r["file"])
+            for r in rows]  # fmt: skip
+
+
+def _pack_folder() -> Path | None:
+    folder = os.environ.get("TRITONSPLAT_PHOTOGRAPHS")
+    return Path(folder) if folder else None
+
+
 def catalogue() -> list[Photograph]:
-    """Every installed photograph of the default catalogue, training and held-out, with its record."""
-    return package_catalogue() + debian_catalogue()
+    """Every installed photograph of the default catalogue, training and held-out, with its
+    record; where $TRITONSPLAT_PHOTOGRAPHS names a GPU pack's photographs, those."""
+    pack = _pack_folder()
+    return pack_catalogue(pack) if pack else package_catalogue() + debian_catalogue()
 
 
 def default_image_paths() -> list[Path]:
-    """Every installed photograph of the default catalogue, training and held-out."""
-    return package_photographs() + debian_photographs()
+    """Every installed photograph of the default catalogue, training and held-out (or a GPU
+    pack's, as `catalogue`)."""
+    pack = _pack_folder()
+    return [r.path for r in pack_catalogue(pack)] if pack else package_photographs() + debian_photographs()
 
 
 def default_split() -> tuple[list[Path], list[Path]]:

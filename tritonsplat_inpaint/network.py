@@ -320,9 +320,13 @@ class InpaintNet(nn.Module):
         return pred, gaussians
 
 
-def build_model(cfg: Config) -> InpaintNet:
-    """The network of `cfg`, with its frozen DINO (weights as `cfg` says where to find them)."""
+def build_model(cfg: Config, pretrained: bool = True) -> InpaintNet:
+    """The network of `cfg`, with its frozen DINO (weights as `cfg` says where to find them).
+    `pretrained=False`: a pretrained encoder is not read (its weights are about to come from
+    a checkpoint)."""
     dino = None
     if cfg.model.use_dino:
-        dino = FrozenDINO(cfg.model.dino_model, cfg.model.dino_input, cfg.dino_weights, cfg.dino_random, cfg.train.seed)
-    return InpaintNet(cfg.model, dino)
+        random_weights = cfg.dino_weights == "random"  # asked for by name: the ablation's random DINO
+        dino = FrozenDINO(cfg.model.dino_model, cfg.model.dino_input, None if random_weights else cfg.dino_weights,
+                          cfg.dino_random, cfg.train.seed, random_weights=random_weights)  # fmt: skip
+    return InpaintNet(cfg.model, dino, pretrained=pretrained)

@@ -227,6 +227,18 @@ def parameters_digest(net: InpaintNet) -> str:
     return digest.hexdigest()
 
 
+def compact_moments(state: dict) -> dict:
+    """An optimiser's state dict with its per-parameter moments (Adam's averages) in
+    bfloat16: half the checkpoint, so that a run's checkpoint stays small enough to keep in
+    the repository beside the release and still travel to a GPU machine. On loading,
+    `Optimizer.load_state_dict` casts them back to the parameters' float32. Their relative
+    rounding (2^-9) moves the next Adam step by under a percent; the steps after drift
+    apart as any perturbed run does (a test: no weight a whole step away after two)."""
+    moments = {i: {k: v.to(torch.bfloat16) if k != "step" and torch.is_tensor(v) and v.is_floating_point() else v
+                   for k, v in per.items()} for i, per in state["state"].items()}  # fmt: skip
+    return {"state": moments, "param_groups": state["param_groups"]}
+
+
 @dataclass
 class Trainee:
     """What a run trains and how: the network, its optimiser and the parameters it steps,
@@ -240,10 +252,13 @@ class Trainee:
     d_opt: torch.optim.Optimizer | None = None
     features: FeatureLoss | None = None
 
-    def state(self, step: int) -> dict:
-        state = {"optimizer": self.opt.state_dict(), "step": step, "rng": checkpoint.rng_state()}
+    def state(self, step: int, compact: bool = False) -> dict:
+        """What a checkpoint holds beside the weights; `compact`: the optimisers' moments in
+        bfloat16 (`compact_moments`)."""
+        shrink = compact_moments if compact else (lambda state: state)
+        state = {"optimizer": shrink(self.opt.state_dict()), "step": step, "rng": checkpoint.rng_state()}
         if self.disc is not None:
-            state |= {"disc": self.disc.state_dict(), "disc_optimizer": self.d_opt.state_dict()}
+            state |= {"disc": self.disc.state_dict(), "disc_optimizer": shrink(self.d_opt.state_dict())}
         return state
 
     def restore(self, ckpt: Path) -> int:
@@ -258,8 +273,8 @@ class Trainee:
         return state["step"]
 
 
-def build_trainee(cfg: Config, device: torch.device) -> Trainee:
-    net = build_model(cfg).to(device, memory_format=memory_layout(cfg))
+def build_trainee(cfg: Config, device: torch.device, pretrained: bool = True) -> Trainee:
+    net = build_model(cfg, pretrained).to(device, memory_format=memory_layout(cfg))
     opt = torch.optim.AdamW(param_groups(net, cfg), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     trainee = Trainee(net, opt, [p for p in net.parameters() if p.requires_grad])
     if cfg.train.feature_loss:
@@ -299,7 +314,8 @@ class Checkpoints:
         return last or done % t.checkpoint_every == 0 or bool(late)
 
     def save(self, done: int) -> None:
-        checkpoint.save(self.run_dir, done, self.trainee.net, self.cfg, self.trainee.state(done))
+        checkpoint.save(self.run_dir, done, self.trainee.net, self.cfg,
+                        self.trainee.state(done, self.cfg.train.compact_moments))  # fmt: skip
         self.at = time.monotonic()
 
 
@@ -342,36 +358,58 @@ def train_step(trainee: Trainee, model, cfg: Config, batch, dtype, step: int, co
     return parts
 
 
+def init_from(net: InpaintNet, ckpt: Path) -> None:
+    """A new run's weights from checkpoint `ckpt` (a fresh optimiser): refused when it was
+    trained with another DINO than `net`'s, since the conditioning would then change."""
+    from .errors import DinoMismatch
+
+    trained = checkpoint.trained_dino(ckpt)
+    if trained not in (None, net.dino_source):
+        raise DinoMismatch(f"--init {ckpt}: trained with DINO {trained}, this run has {net.dino_source}")
+    checkpoint.load_weights(net, ckpt)
+
+
 def train(
     cfg: Config, run_dir: Path, resume: bool = False, compile: bool = True, progress: bool = True,
-    command: str | None = None,
+    command: str | None = None, init: Path | None = None, minutes: float | None = None,
 ) -> dict:  # fmt: skip
     """Train `cfg` in `run_dir` (new, or `resume` from its latest checkpoint) and return
-    a summary. Ctrl-C stops after the step in flight with a checkpoint of it and the run's
-    pictures (`summary["interrupted"]`); a run stopped before its first step leaves no run
-    behind."""
+    a summary. A new run starts from `init`'s weights where given (`init_from`). Ctrl-C
+    stops after the step in flight with a checkpoint of it and the run's pictures
+    (`summary["interrupted"]`); a run stopped before its first step leaves no run
+    behind. `minutes`: a chunk of at most that many minutes of training (start-up not
+    counted), ended as a Ctrl-C is (checkpoint and pictures) but not as an interruption
+    (`summary["chunk_minutes"]`)."""
     runs.refuse_mixing(run_dir, resume)
     rank, world, device = _setup_distributed()
     torch.manual_seed(cfg.train.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
-    trainee = build_trainee(cfg, device)
     ckpt = checkpoint.latest(run_dir) if resume else None
+    # weights about to come from a checkpoint: a pretrained encoder's own are not read
+    trainee = build_trainee(cfg, device, pretrained=ckpt is None and init is None)
     if resume and ckpt is None and rank == 0:
         print(f"--resume: no checkpoint in {run_dir} yet: starting at step 0", file=sys.stderr)
     if rank == 0:
         _announce(cfg, run_dir, trainee.net, ckpt, world, device, command)
     start = trainee.restore(ckpt) if ckpt is not None else 0
+    if init is not None and ckpt is None:
+        init_from(trainee.net, init)
     if rank == 0:
         runs.trim_logs(run_dir, start)
     if compile:
         compile_parts(trainee.net)
-    done, stopped, cache = _loop(cfg, run_dir, trainee, start, rank, world, device, progress)
+    done, stopped, cache = _loop(cfg, run_dir, trainee, start, rank, world, device, progress, minutes)
     net = trainee.net
     summary = {"steps": done, "run_dir": str(run_dir), "dino_source": net.dino_source, "rank": rank,
                "parameters_sha256": parameters_digest(net)}  # fmt: skip
     if rank == 0 and done > start:
         run_pictures(run_dir, net, cfg)
-    if stopped:
+    if stopped == "time":
+        summary["chunk_minutes"] = minutes
+        if rank == 0:
+            print(f"chunk of {minutes:g} minutes done at step {done} of {cfg.train.steps} (checkpoint "
+                  f"step-{done:07d}, pictures written); continue with --out {run_dir} --resume", file=sys.stderr)
+    elif stopped:
         summary["interrupted"] = True
         if rank == 0:
             print(f"stopped at step {done} of {cfg.train.steps} (checkpoint step-{done:07d}, pictures written); "
@@ -386,10 +424,11 @@ def train(
 
 
 def _loop(cfg: Config, run_dir: Path, trainee: Trainee, start: int, rank: int, world: int, device: torch.device,
-          progress: bool) -> tuple[int, bool, FeatureCache | None]:  # fmt: skip
-    """The steps from `start` to `train.steps`, or to a Ctrl-C: each step's batch, update,
-    log line, learning-curve point and checkpoint as they fall due. Returns (the steps
-    done, whether it was stopped, the DINO feature cache)."""
+          progress: bool, minutes: float | None = None) -> tuple[int, str | None, FeatureCache | None]:  # fmt: skip
+    """The steps from `start` to `train.steps`, or to a Ctrl-C, or to `minutes` of training:
+    each step's batch, update, log line, learning-curve point and checkpoint as they fall
+    due. Returns (the steps done, why it stopped early: "ctrl-c", "time" or None, the DINO
+    feature cache)."""
     from tqdm import tqdm
 
     net = trainee.net
@@ -404,7 +443,8 @@ def _loop(cfg: Config, run_dir: Path, trainee: Trainee, start: int, rank: int, w
     bar = tqdm(range(start, cfg.train.steps), initial=start, total=cfg.train.steps, desc="train",
                disable=not progress or rank != 0, mininterval=1.0)  # fmt: skip
     log, saves, stop = StepLog(run_dir), Checkpoints(cfg, run_dir, trainee, start), runs.StopFlag(world == 1)
-    done = start
+    deadline = time.monotonic() + 60 * minutes if minutes else None
+    done, timed_out = start, False
     try:
         for step in bar:
             images, masks, fills = batches(step)
@@ -413,21 +453,31 @@ def _loop(cfg: Config, run_dir: Path, trainee: Trainee, start: int, rank: int, w
             parts = train_step(trainee, model, cfg, batch, dtype, step, complete)
             log.seen += images.shape[0] * world
             done = step + 1
-            last = done == cfg.train.steps or stop.requested
+            timed_out = deadline is not None and _all_ranks_agree(time.monotonic() >= deadline, world, device)
+            last = done == cfg.train.steps or stop.requested or timed_out
             if rank == 0 and (done % cfg.train.log_every == 0 or last):
                 log.write(cfg, done, parts, bar)
             if curve is not None and (done % cfg.train.curve_every == 0 or last):
                 _log_curve(run_dir, curve, net, done, done * cfg.train.batch_size * world)
             if rank == 0 and saves.due(done, last):
                 saves.save(done)
-            if stop.requested:
+            if stop.requested or timed_out:
                 break
     finally:
         stop.restore()
         batches.close()
         bar.close()
         log.close()
-    return done, stop.requested, cache
+    return done, "ctrl-c" if stop.requested else "time" if timed_out else None, cache
+
+
+def _all_ranks_agree(flag: bool, world: int, device: torch.device) -> bool:
+    """Rank 0's `flag` on every rank (each rank's clock differs; all must stop at one step)."""
+    if world == 1:
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.broadcast(t, 0)
+    return bool(t.item())
 
 
 def _curve(cfg: Config, run_dir: Path, net: InpaintNet, start: int):

@@ -7,10 +7,16 @@ A variant whose run folder already holds its finished run is evaluated, not retr
 (an interrupted one is resumed), so the table can be remade with other evaluation
 settings.
 
-Variants: the full model; without the DINO branch (AdaLN conditioned on a pooled encoder
-feature); without AdaLN (plain residual blocks, the DINO vector added as a bias); and a
-plain convolutional decoder in place of the Gaussian rasterizer. Writes ablation.md,
-ablation.json and ablation.png (PSNR and SSIM per mask bucket, a bar per variant).
+Variants: the full model; seeded random DINO weights in place of the real DINOv2 (what
+the real features buy); without the DINO branch (AdaLN conditioned on a pooled encoder
+feature); without AdaLN (plain residual blocks, the DINO vector added as a bias); the
+other encoder (EfficientNet-Lite0's ImageNet stages against one trained from scratch,
+whichever the base configuration does not use); a plain convolutional decoder in place of
+the Gaussian rasterizer; and no classical prior (the network fills the hole alone).
+Writes ablation.md, ablation.json and ablation.png (PSNR and SSIM per mask bucket, a bar
+per variant), with each variant's paired difference from the full model over the same
+crops and its standard error: a variant is separated from the full model only where the
+difference is several standard errors.
 """
 
 from __future__ import annotations
@@ -26,19 +32,44 @@ from ..config import Config, override, preset
 from ..evaluation import MODEL, evaluate
 from ..training import train
 
-VARIANTS = {
+VARIANTS = {  # model fields a variant changes; "other-encoder" and "random-dino" are made in `variant_config`
     "full": {},
+    "random-dino": {},
     "no-dino": {"use_dino": False},
     "no-adaln": {"use_adaln": False},
+    "other-encoder": {},
     "conv-decoder": {"decoder": "conv"},
+    "no-prior": {"prefill": [], "prefill_prior": []},
 }
 
 
 def variant_config(base: Config, name: str) -> Config:
+    if name not in VARIANTS:
+        raise ValueError(f"--only: expected variants among {', '.join(VARIANTS)}, got {name!r}")
     cfg = Config.from_dict(base.to_dict())
     for field, value in VARIANTS[name].items():
         setattr(cfg.model, field, value)
+    if name == "random-dino":
+        cfg.dino_weights = "random"
+    if name == "other-encoder":
+        cfg.model.encoder = "scratch" if base.model.encoder == "efficientnet_lite0" else "efficientnet_lite0"
     return cfg
+
+
+def paired_differences(rows: dict, reference: str = "full") -> dict:
+    """Per variant and bucket, the reference's score minus the variant's over the same crops
+    (PSNR and SSIM), with its standard error and the share of crops where the reference
+    is ahead (`evaluation.paired`)."""
+    import torch
+
+    from ..evaluation import paired
+
+    ref = rows[reference]["buckets"]
+    return {
+        name: {b: {k: paired(torch.tensor(ref[b][f"{k}_per_image"]), torch.tensor(v[f"{k}_per_image"]))
+                   for k in ("psnr", "ssim")} for b, v in row["buckets"].items()}
+        for name, row in rows.items() if name != reference
+    }  # fmt: skip
 
 
 def _finished(run_dir: Path, steps: int) -> bool:
@@ -65,10 +96,13 @@ def run_variants(base: Config, names: list[str], out: Path, per_image: int, comp
             "dino_source": net.dino_source,
         }
         print(f"{name}: {json.dumps(rows[name]['buckets'])}", flush=True)
-    return {
+    summary = {
         "steps": base.train.steps, "batch_size": base.train.batch_size, "preset": base.preset,
         "held_out_crops": results["images"], "variants": rows,
     }  # fmt: skip
+    if "full" in rows and len(rows) > 1:
+        summary["full_minus"] = paired_differences(rows)
+    return summary
 
 
 def markdown(summary: dict) -> str:
@@ -86,6 +120,19 @@ def markdown(summary: dict) -> str:
     for name, r in rows.items():
         cells = [f"{r['buckets'][b]['psnr']:.2f} | {r['buckets'][b]['ssim']:.4f}" for b in buckets]
         lines.append(f"| {name} | {r['trainable_params']:,} | {r['images_per_s']:.1f} | " + " | ".join(cells) + " |")
+    if summary.get("full_minus"):
+        lines += [
+            "",
+            "The full model minus each variant over the same crops: PSNR in dB +- its standard error (the share "
+            "of crops where the full model is ahead), then SSIM.",
+            "",
+            "| full minus | " + " | ".join(f"PSNR {b} | SSIM {b}" for b in buckets) + " |",
+            "| --- | " + " | ".join("---: | ---:" for _ in buckets) + " |",
+        ]
+        for name, per in summary["full_minus"].items():
+            cells = [f"{p['psnr']['mean']:+.2f} +- {p['psnr']['stderr']:.2f} ({p['psnr']['wins']:.0%}) | "
+                     f"{p['ssim']['mean']:+.4f} +- {p['ssim']['stderr']:.4f}" for p in (per[b] for b in buckets)]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

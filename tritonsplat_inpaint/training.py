@@ -377,9 +377,9 @@ def train(
     a summary. A new run starts from `init`'s weights where given (`init_from`). Ctrl-C
     stops after the step in flight with a checkpoint of it and the run's pictures
     (`summary["interrupted"]`); a run stopped before its first step leaves no run
-    behind. `minutes`: a chunk of at most that many minutes of training (start-up not
-    counted), ended as a Ctrl-C is (checkpoint and pictures) but not as an interruption
-    (`summary["chunk_minutes"]`)."""
+    behind. `minutes`: a chunk of at most that many minutes counted from the first step
+    (compilation, which happens there, included), ended as a Ctrl-C is (checkpoint and
+    pictures) but not as an interruption (`summary["chunk_minutes"]`)."""
     runs.refuse_mixing(run_dir, resume)
     rank, world, device = _setup_distributed()
     torch.manual_seed(cfg.train.seed)
@@ -389,11 +389,11 @@ def train(
     trainee = build_trainee(cfg, device, pretrained=ckpt is None and init is None)
     if resume and ckpt is None and rank == 0:
         print(f"--resume: no checkpoint in {run_dir} yet: starting at step 0", file=sys.stderr)
+    if init is not None and ckpt is None:
+        init_from(trainee.net, init)  # before the run's record is written: a refused start leaves none
     if rank == 0:
         _announce(cfg, run_dir, trainee.net, ckpt, world, device, command)
     start = trainee.restore(ckpt) if ckpt is not None else 0
-    if init is not None and ckpt is None:
-        init_from(trainee.net, init)
     if rank == 0:
         runs.trim_logs(run_dir, start)
     if compile:

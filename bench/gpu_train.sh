@@ -66,7 +66,8 @@ steps=$(( minutes * 60 * 50 ))
 lr=$($py -c "import json; from tritonsplat_inpaint.config import Config; from tritonsplat_inpaint.training import \
 learning_rate; r = 'tritonsplat_inpaint/release/cpu-small'; step = json.load(open(r + '/release.json'))['step']; \
 print(learning_rate(Config.load(r + '/config.json'), step))") || exit 2
-timeout -s INT --kill-after=30 "$(( minutes * 60 + 180 ))" $py -m model.train \
+margin=${MARGIN:-$([ -n "${DRY_RUN:-}" ] && echo 900 || echo 180)}  # s for start-up and the end; more on a CPU
+timeout -s INT --kill-after=30 "$(( minutes * 60 + margin ))" $py -m model.train \
     --init tritonsplat_inpaint/release/cpu-small --out "$work" --minutes "$minutes" --no-progress \
     --batch-size "$batch" --steps "$steps" \
     --set train.lr="$lr" train.schedule=constant train.checkpoint_minutes=2 train.checkpoint_every=1000000 \
@@ -81,5 +82,7 @@ tar -cf "$work.tar" -C "$work" --exclude='./step-*' --exclude='./.step-*' . && t
     && split -b 15m "$work.tar" "$out/run.tar.part-" && rm -f "$work.tar" || exit 1
 tar -tvf <(cat "$out"/run.tar.part-*) | grep -E "model.safetensors|state.pt"
 ls -l "$out"
+[ "$train_rc" -eq 124 ] && echo "the guard (timeout, ${margin} s over MINUTES) stopped training with SIGINT: \
+the checkpoint is of the step it had reached"
 stage "done: training exit $train_rc"
 exit "$train_rc"

@@ -109,6 +109,7 @@ def write(out: Path, short_side: int = PACK_SHORT_SIDE, quality: int = QUALITY,
     """Write the pack into `out` (made anew) and return its manifest."""
     import shutil
 
+    from PIL import Image
     from safetensors.torch import save_file
     from tqdm import tqdm
 
@@ -135,8 +136,6 @@ def write(out: Path, short_side: int = PACK_SHORT_SIDE, quality: int = QUALITY,
         raise ValueError(f"gpu_pack write: photographs share names: {sorted({n for n in names if names.count(n) > 1})}")
     for record, name in tqdm(zip(records, names, strict=True), desc="photographs", unit="photo", total=len(names)):
         img = load_rgb(record.path, 1, short_side)  # shrunk to `short_side` at most, never enlarged
-        from PIL import Image
-
         pixels = (img.permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype("uint8")
         Image.fromarray(pixels).save(out / "photographs" / f"{name}.webp", quality=quality)
         rows.append({"name": name, "file": f"{name}.webp", "source": record.source, "origin": record.origin,

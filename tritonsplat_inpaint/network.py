@@ -326,7 +326,5 @@ def build_model(cfg: Config, pretrained: bool = True) -> InpaintNet:
     a checkpoint)."""
     dino = None
     if cfg.model.use_dino:
-        random_weights = cfg.dino_weights == "random"  # asked for by name: the ablation's random DINO
-        dino = FrozenDINO(cfg.model.dino_model, cfg.model.dino_input, None if random_weights else cfg.dino_weights,
-                          cfg.dino_random, cfg.train.seed, random_weights=random_weights)  # fmt: skip
+        dino = FrozenDINO(cfg.model.dino_model, cfg.model.dino_input, cfg.dino_weights, cfg.dino_random, cfg.train.seed)
     return InpaintNet(cfg.model, dino, pretrained=pretrained)

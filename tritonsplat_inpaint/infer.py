@@ -16,8 +16,10 @@ network fills its middle with a smear and, over a large image, takes gigabytes. 
    overlap, blended with linear ramps so that a hole crossing windows shows no seam), and
    only the windows that touch that scale's holes are run: memory stays bounded by the
    window, whatever the photograph's size.
-4. The fill is brought back to full resolution (bilinear) and written into that scale's
-   hole pixels only; every known pixel is kept exactly as given.
+4. The fill is brought back to full resolution (bilinear), given the photograph's own
+   fine detail, which the working scale cannot carry (`detail.transfer_detail`: the
+   detail band of the most similar known blocks nearby, at weight `detail`), and written
+   into that scale's hole pixels only; every known pixel is kept exactly as given.
 
 `inpaint_picture` is the whole path from a photograph as `images.read_pair` read it to
 the array written back (`images.compose`): `python -m model.inpaint` and the inpainting
@@ -48,8 +50,11 @@ import torch
 import torch.nn.functional as F
 
 from .classical import fill_batch
+from .detail import transfer_detail
 from .images import Picture, compose
 from .network import InpaintNet
+
+DETAIL = 1.0  # the weight of the fine detail given to holes filled at reduced scales (docs/model.md)
 
 
 @dataclass
@@ -182,15 +187,18 @@ def _probe_error(fn, work: torch.Tensor, work_hole: torch.Tensor, probe: torch.T
 
 def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method: str = "model", tile: int = 256,
             overlap: int = 64, radius: float | None = None, keep_gaussians: bool = False, guard: bool = True,
-            ) -> tuple[torch.Tensor, Report]:  # fmt: skip
+            detail: float = DETAIL) -> tuple[torch.Tensor, Report]:  # fmt: skip
     """image [3, H, W] in [0, 1], hole [H, W] or [1, H, W] (nonzero = hole) -> (image with
     every hole pixel filled and every known pixel exactly as given, what was done). See
     the module docstring for the plan and the guard (`guard`: at reduced scales, the
     network fills only where it beats the starting blend on a probe of known pixels);
     `keep_gaussians` records every network run's Gaussians in `Report.runs` (method
-    "model" with a Gaussian decoder)."""
+    "model" with a Gaussian decoder); `detail`: the weight of the fine detail copied from
+    the photograph into holes filled at reduced scales (`detail.transfer_detail`; 0: none)."""
     if method not in ("model", "blend"):
         raise ValueError(f"method: expected 'model' or 'blend', got {method!r}")
+    if not 0 <= detail <= 1:
+        raise ValueError(f"detail: expected a weight from 0 to 1, got {detail}")
     cfg = net.cfg
     multiple = cfg.patch_size
     radius = cfg.image_size / 5 if radius is None else radius
@@ -260,13 +268,17 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
                 report.runs.append(Run(k, scale, top, left, window_target.clone(), rendered.pop()))
 
         filled, windows = _fill_scale(fn, work, work_hole.float(), target, tile, overlap, multiple, on_window)
+        blocks = 0
         if k:
+            guide = torch.where(work_hole, filled, work)  # the working image, its holes filled
             filled = F.interpolate(filled[None], size=(H, W), mode="bilinear", align_corners=False)[0]
+            blocks = transfer_detail(result, filled, guide, work_hole, here, 2**k, detail)
         result[:, here] = filled[:, here]
         remaining &= ~here
         report.scales.append({"scale": 2.0**-k, "holes": int((hole_levels == k).sum()),
                               "pixels": int(here.sum()), "working_size": list(work.shape[-2:]),
-                              "windows": windows, "method": chosen, "probe_mse": errors})  # fmt: skip
+                              "windows": windows, "method": chosen, "probe_mse": errors,
+                              "detail_blocks": blocks})  # fmt: skip
     return result.clamp(0, 1), report
 
 
@@ -275,9 +287,11 @@ def _psnr(mse: float) -> float:
 
 
 def inpaint_picture(net: InpaintNet, picture: Picture, weight: torch.Tensor, *, method: str = "model",
-                    tile: int = 256, keep_gaussians: bool = False) -> tuple[np.ndarray, Report]:  # fmt: skip
+                    tile: int = 256, keep_gaussians: bool = False, detail: float = DETAIL,
+                    ) -> tuple[np.ndarray, Report]:  # fmt: skip
     """A photograph and its hole weights as `images.read_pair` gives them -> (the
     photograph's own array with the hole filled, in its own mode and bits, known pixels
     exactly as stored: what `python -m model.inpaint` writes; what was done)."""
-    filled, report = inpaint(net, picture.rgb, weight > 0, method=method, tile=tile, keep_gaussians=keep_gaussians)
+    filled, report = inpaint(net, picture.rgb, weight > 0, method=method, tile=tile, keep_gaussians=keep_gaussians,
+                             detail=detail)  # fmt: skip
     return compose(picture, filled, weight.numpy() if isinstance(weight, torch.Tensor) else weight), report

@@ -23,7 +23,7 @@ from ..checkpoint import RELEASED, load_model
 from ..cli import Defaults, add_debug, add_threads, entry, prog, set_threads
 from ..data import IMAGE_SUFFIXES
 from ..images import INVERTED_RATIO, read_pair, write_image
-from ..infer import inpaint_picture
+from ..infer import DETAIL, inpaint_picture
 
 
 def _pairs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Path]]:
@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         help="'blend': the network's classical starting fill alone, on the same plan",
     )
     parser.add_argument("--tile", type=int, default=256, help="window size in working pixels (memory)")
+    parser.add_argument("--detail", type=float, default=DETAIL,
+                        help="weight (0-1) of the fine detail copied from the photograph into holes filled at "
+                        "reduced scales (0: the smooth fill)")  # fmt: skip
     parser.add_argument("--dino-weights", help="load the checkpoint with another DINO (a timm weights file)")
     parser.add_argument(
         "--allow-other-dino",
@@ -81,13 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     add_debug(parser)  # fmt: skip
     args = parser.parse_args(argv)
     set_threads(args.threads)
+    if not 0 <= args.detail <= 1:
+        raise ValueError(f"--detail: expected a weight from 0 to 1, got {args.detail}")
     pairs = _pairs(args.image, args.mask, args.out)
     loaded = [(read_pair(i, m, args.invert_mask, args.allow_large_hole), o) for i, m, o in pairs]  # check all first
     net, _ = load_model(args.ckpt, args.dino_weights, args.allow_other_dino)
     for (picture, weight, notes), out in loaded:
         for note in notes:
             print(f"{picture.path.name}: {note}", file=sys.stderr)
-        array, report = inpaint_picture(net, picture, weight, method=args.method, tile=args.tile)
+        array, report = inpaint_picture(net, picture, weight, method=args.method, tile=args.tile,
+                                        detail=args.detail)  # fmt: skip
         for note in report.notes:
             print(f"{picture.path.name}: warning: {note}", file=sys.stderr)
         out.parent.mkdir(parents=True, exist_ok=True)

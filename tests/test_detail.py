@@ -1,0 +1,119 @@
+"""The fine detail given to holes filled at reduced scales: copied from known blocks of the
+photograph that look like the fill, blended without seams or lost amplitude, and only
+into the hole."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from model_helpers import tiny_config
+
+from tritonsplat_inpaint.detail import hann, transfer_detail
+from tritonsplat_inpaint.infer import inpaint
+from tritonsplat_inpaint.network import build_model
+from tritonsplat_inpaint.perceptual import texture_ratio
+
+
+@pytest.mark.parametrize("n", [8, 16, 64])
+def test_hann_copies_half_a_window_apart_sum_to_one(n):
+    w = hann(n)
+    assert torch.allclose(w[: n // 2] + w[n // 2 :], torch.ones(n // 2), atol=1e-6)
+    assert float(w.min()) > 0 and float(w.max()) < 1
+
+
+def _scene(h=192, w=256, seed=0):
+    """A smooth colour field with a fine texture (noise at one pixel) over it, and a
+    rectangular hole in the middle."""
+    g = torch.Generator().manual_seed(seed)
+    smooth = F.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=(h, w), mode="bilinear", align_corners=False)[0]
+    texture = 0.15 * (torch.rand(1, h, w, generator=g) - 0.5)
+    image = (smooth * 0.6 + 0.2 + texture).clamp(0, 1)
+    hole = torch.zeros(h, w, dtype=torch.bool)
+    hole[64:128, 96:176] = True
+    return image, hole
+
+
+def _smooth_fill(image, hole, f):
+    """The hole filled at scale 1/f (the known pixels' local mean there) and brought back:
+    what a reduced-scale fill gives, a fill with no detail."""
+    h, w = -(-image.shape[1] // f), -(-image.shape[2] // f)
+    work = F.interpolate(image[None], size=(h, w), mode="area")[0]
+    work_hole = F.interpolate(hole[None, None].float(), size=(h, w), mode="area")[0, 0] > 0
+    blurred = F.avg_pool2d(work[None], 9, 1, 4, count_include_pad=False)[0]
+    guide = torch.where(work_hole, blurred, work)
+    filled = F.interpolate(guide[None], size=image.shape[1:], mode="bilinear", align_corners=False)[0]
+    return filled, guide, work_hole
+
+
+def test_detail_brings_back_the_texture_and_touches_only_the_hole_region():
+    image, hole = _scene()
+    f = 4
+    filled, guide, work_hole = _smooth_fill(image, hole, f)
+    before = filled.clone()
+    m = hole[None, None].float()
+    assert texture_ratio(before[None], image[None], m) < 0.2  # a smudge
+    blocks = transfer_detail(image, filled, guide, work_hole, hole, f, 1.0)
+    assert blocks > 0
+    ratio = texture_ratio(filled[None], image[None], m)
+    assert 0.6 < ratio < 1.6  # texture with about the photograph's amplitude
+    changed = (filled - before).abs().amax(0) > 0
+    ys, xs = torch.nonzero(hole, as_tuple=True)
+    reach = 2 * f  # the blocks touching the hole reach past it by less than a stride
+    outside = torch.ones_like(hole)
+    outside[int(ys.min()) - reach : int(ys.max()) + reach + 1, int(xs.min()) - reach : int(xs.max()) + reach + 1] = False
+    assert not bool(changed[outside].any())
+    # half the weight, half the detail: the pass is linear in its weight
+    half = before.clone()
+    transfer_detail(image, half, guide, work_hole, hole, f, 0.5)
+    assert torch.allclose(half - before, 0.5 * (filled - before), atol=1e-5)
+
+
+def test_detail_is_copied_from_matching_known_blocks():
+    """Left half red with vertical stripes, right half blue with horizontal ones; a hole
+    in each half is given its own half's stripes."""
+    h, w = 128, 256
+    image = torch.zeros(3, h, w)
+    image[0, :, : w // 2] = 0.7
+    image[2, :, w // 2 :] = 0.7
+    cols = (torch.arange(w) % 4 < 2).float() * 0.2
+    rows = (torch.arange(h) % 4 < 2).float() * 0.2
+    image[:, :, : w // 2] += cols[None, None, : w // 2]
+    image[:, :, w // 2 :] += rows[None, :, None]
+    hole = torch.zeros(h, w, dtype=torch.bool)
+    hole[40:88, 24:72] = True
+    hole[40:88, 184:232] = True
+    filled, guide, work_hole = _smooth_fill(image, hole, 4)
+    before = filled.clone()
+    transfer_detail(image, filled, guide, work_hole, hole, 4, 1.0)
+    added = (filled - before)[0] + (filled - before)[2]
+    left, right = added[48:80, 32:64], added[48:80, 192:224]
+    # stripes along the right axis: variation across columns on the left, across rows on the right
+    assert left.diff(dim=1).abs().mean() > 3 * left.diff(dim=0).abs().mean()
+    assert right.diff(dim=0).abs().mean() > 3 * right.diff(dim=1).abs().mean()
+
+
+def test_nothing_to_do_leaves_the_fill_alone():
+    image, hole = _scene()
+    filled, guide, work_hole = _smooth_fill(image, hole, 4)
+    before = filled.clone()
+    assert transfer_detail(image, filled, guide, work_hole, hole, 4, 0.0) == 0
+    assert transfer_detail(image, filled, guide, work_hole, hole, 1, 1.0) == 0  # full resolution: nothing lost
+    assert transfer_detail(image, filled, guide, work_hole, torch.zeros_like(hole), 4, 1.0) == 0
+    assert torch.equal(filled, before)
+
+
+def test_inpaint_gives_big_holes_detail_and_keeps_known_pixels():
+    torch.manual_seed(0)
+    net = build_model(tiny_config()).eval()
+    image, _ = _scene(256, 320)
+    hole = torch.zeros(256, 320, dtype=torch.bool)
+    hole[100:160, 120:220] = True  # 30 px thick: filled at a reduced scale
+    smooth, report = inpaint(net, image, hole, detail=0.0, guard=False)
+    textured, report_d = inpaint(net, image, hole, guard=False)
+    assert any(s["scale"] < 1 for s in report.scales)
+    assert sum(s["detail_blocks"] for s in report_d.scales) > 0
+    assert sum(s["detail_blocks"] for s in report.scales) == 0
+    m = hole[None, None].float()
+    assert texture_ratio(textured[None], image[None], m) > 2 * texture_ratio(smooth[None], image[None], m)
+    assert torch.equal(textured[:, ~hole], image[:, ~hole]) and torch.equal(smooth[:, ~hole], image[:, ~hole])
+    with pytest.raises(ValueError, match=r"detail: expected a weight from 0 to 1, got 1\.5"):
+        inpaint(net, image, hole, detail=1.5)

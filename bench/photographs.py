@@ -147,9 +147,11 @@ def run_one(method: str, image: Path, mask: Path, out: Path) -> dict:
         kw = {"radius": 1e9, "tile": 1 << 20} if method == "model-full-res" else {}
         kw |= {"guard": False} if method == "model-unguarded" else {}
         kw |= {"detail": 0.0} if method == "model-smooth" else {}
-        filled, _ = inpaint(net, picture.rgb, hole, method="blend" if method == "blend" else "model", **kw)
+        filled, report = inpaint(net, picture.rgb, hole, method="blend" if method == "blend" else "model", **kw)
+        chosen = [s["method"] for s in report.scales if s["scale"] < 1]
     write_image(compose(picture, filled, weight), out)
-    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb()}
+    done = {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb()}
+    return done | ({"reduced_scales_filled_by": chosen} if method in MODEL_METHODS else {})
 
 
 def scores_in_hole(out: Path, truth: np.ndarray, mask: np.ndarray) -> dict:
@@ -208,6 +210,24 @@ def markdown(results: dict) -> str:
             pixels = np.mean([r["hole_pixels"] for r in rows])
             cost = f"{np.mean([m['seconds'] for m in model]):.1f} s, {max(m['peak_mb'] for m in model):.0f}"
             lines.append(f"| {width} | {kind} | {pixels:,.0f} | " + " | ".join(cells) + f" | {cost} |")
+    big = [r for r in results["runs"] if r["hole"] != "scratches"]
+    if big and "model" in methods:
+        lines += ["", f"Big holes (objects and thirds, {len(big)} cases): mean PSNR in the hole, and the cases where "
+                  "each method is more than 0.5 dB behind Telea:", "",
+                  "| | " + " | ".join(TITLES[m] for m in methods) + " |",
+                  "| --- | " + " | ".join("---:" for _ in methods) + " |"]  # fmt: skip
+        mean, behind = [], []
+        for m in methods:
+            got = [(r["methods"][m]["psnr"], r["methods"]["telea"]["psnr"]) for r in big
+                   if m in r["methods"] and "telea" in r["methods"]]  # fmt: skip
+            full = len(got) == len(big)
+            mean.append(f"{np.mean([g for g, _ in got]):.2f}" if full else "not run")
+            behind.append(f"{sum(g < t - 0.5 for g, t in got)} of {len(got)}" if got else "not run")
+        lines += ["| mean PSNR | " + " | ".join(mean) + " |", "| > 0.5 dB behind Telea | " + " | ".join(behind) + " |"]
+        picks = [p for r in big for p in r["methods"]["model"].get("reduced_scales_filled_by", [])]
+        if picks:
+            tally = ", ".join(f"{name} {picks.count(name)}" for name in dict.fromkeys(picks))
+            lines += ["", f"The guard's choice at the reduced scales of the big holes: {tally}."]
     lines += ["", "Texture ratio in the hole (the fill's mean absolute Laplacian over the truth's, pooled over the "
               "pictures; 1 is the photograph's own texture, 0 a flat fill):", "",
               "| width | hole | " + " | ".join(TITLES[m] for m in methods) + " |",

@@ -27,20 +27,26 @@ page both call it. With `keep_gaussians=True` the report also holds every networ
 window and the Gaussians it rendered (`Report.runs`), for pictures of them.
 
 `method="blend"` runs the same plan with the network's classical starting blend (the
-fills it mixes, at their prior weights) in place of the network: the baseline that the
+fills it mixes, at their prior weights) in place of the network, and `method="telea"`
+(or any classical fill of `classical.PREFILLS`) with that fill: the baselines that the
 network must not do worse than.
 
 The guard (`guard=True`, the default). At every reduced scale, the scale of the big holes,
 the network must first earn its place: the scale's holes are copied, as a shape, onto
-known pixels nearby (the nearest shift that lands on known pixels: `probe_mask`), both
-the network and the starting blend fill that copy, and the one whose fill is nearer the
-known truth there fills the real holes; the report says which and by how much. It costs
-two more runs of each method at that (small) scale, and it makes the fill of a big hole
-the better of the two on the evidence the photograph itself gives.
+known pixels nearby (up to four of the nearest shifts that land on known pixels:
+`probe_mask`; the shape at half size where a whole copy has no room), both the network
+and its starting blend fill those copies, and the one whose fill is nearer the known
+truth there fills the real holes; the report says which and what each scored. It costs
+one more run of each at that (small) scale, and it makes the fill of a big hole the
+better of the two on the evidence the photograph itself gives. Where no copy fits even
+at half size (a hole of most of the picture) the blend fills it, and the report says
+so. (The classical fills were tried as candidates too, and chose worse on the real
+holes: docs/model.md, "The guard".)
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -49,7 +55,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .classical import fill_batch
+from .classical import PREFILLS, fill_batch
 from .detail import transfer_detail
 from .images import Picture, compose
 from .network import InpaintNet
@@ -151,22 +157,30 @@ def _fill_scale(fn, image: torch.Tensor, mask: torch.Tensor, target: torch.Tenso
     return result, count
 
 
-def probe_mask(
-    target: torch.Tensor, hole: torch.Tensor, margin: int = 4, min_share: float = 0.5
-) -> torch.Tensor | None:
+def probe_mask(target: torch.Tensor, hole: torch.Tensor, margin: int = 4, min_share: float = 0.5,
+               shrink: int = 1, copies: int = 1) -> torch.Tensor | None:  # fmt: skip
     """A copy of the holes `target` ([h, w] bool) shifted onto known pixels, for the guard:
     of the shifts by one or two of the holes' bounding-box sizes (plus `margin`) in eight
     directions, nearest first, the first whose copy keeps at least `min_share` of its
     pixels inside the image and off every hole (`hole`, grown by `margin`); None if none
-    does (a hole too big for its picture)."""
+    does (a hole too big for its picture). `shrink`: the copy is the holes' shape at
+    `1 / shrink` of its size (about its centre), for holes whose whole copy has no room.
+    `copies`: up to that many such copies, nearest first, together (more evidence)."""
     ys, xs = torch.nonzero(target, as_tuple=True)
     if len(ys) == 0:
         return None
     h, w = target.shape
+    if shrink > 1:
+        cy, cx = ys.double().mean(), xs.double().mean()
+        ys = ((ys - cy) / shrink + cy).round().long().clamp(0, h - 1)
+        xs = ((xs - cx) / shrink + cx).round().long().clamp(0, w - 1)
+        flat = torch.unique(ys * w + xs)
+        ys, xs = flat // w, flat % w
     bh, bw = int(ys.max() - ys.min()) + 1 + margin, int(xs.max() - xs.min()) + 1 + margin
     grown = F.max_pool2d(hole[None, None].float(), 2 * margin + 1, 1, margin)[0, 0] > 0
     shifts = [(dy * bh * r, dx * bw * r) for r in (1, 2) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
     shifts.sort(key=lambda s: (s[0] ** 2 + s[1] ** 2, s))
+    found = None
     for dy, dx in shifts:
         y, x = ys + dy, xs + dx
         inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
@@ -174,8 +188,11 @@ def probe_mask(
         probe[y[inside], x[inside]] = True
         probe &= ~grown
         if int(probe.sum()) >= min_share * len(ys):
-            return probe
-    return None
+            found = probe if found is None else found | probe
+            copies -= 1
+            if copies == 0:
+                break
+    return found
 
 
 def _probe_error(fn, work: torch.Tensor, work_hole: torch.Tensor, probe: torch.Tensor, tile: int, overlap: int,
@@ -191,12 +208,11 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
     """image [3, H, W] in [0, 1], hole [H, W] or [1, H, W] (nonzero = hole) -> (image with
     every hole pixel filled and every known pixel exactly as given, what was done). See
     the module docstring for the plan and the guard (`guard`: at reduced scales, the
-    network fills only where it beats the starting blend on a probe of known pixels);
+    network fills only where it beats its starting blend on a probe of known pixels;
+    `method`: "model", "blend" or a classical fill, on the same plan);
     `keep_gaussians` records every network run's Gaussians in `Report.runs` (method
     "model" with a Gaussian decoder); `detail`: the weight of the fine detail copied from
     the photograph into holes filled at reduced scales (`detail.transfer_detail`; 0: none)."""
-    if method not in ("model", "blend"):
-        raise ValueError(f"method: expected 'model' or 'blend', got {method!r}")
     if not 0 <= detail <= 1:
         raise ValueError(f"detail: expected a weight from 0 to 1, got {detail}")
     cfg = net.cfg
@@ -204,6 +220,19 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
     radius = cfg.image_size / 5 if radius is None else radius
     if tile % multiple or overlap >= tile:
         raise ValueError(f"tile: expected a multiple of {multiple} larger than overlap ({overlap}), got {tile}")
+    rendered = []  # the last run's Gaussians, until on_window files them
+
+    def model_fn(x, m):
+        out = net(x, m)
+        if keep_gaussians and out.get("gaussians") is not None:
+            rendered.append({k: None if v is None else v.detach().cpu() for k, v in out["gaussians"].items()})
+        return out["pred"]
+
+    fills = {"model": lambda x, m: net(x, m)["pred"], "blend": lambda x, m: starting_blend(net, x, m)}
+    fills |= {name: functools.partial(_classical, name) for name in PREFILLS}
+    if method not in fills:
+        raise ValueError(f"method: expected one of {', '.join(map(repr, fills))}, got {method!r}")
+    tried = {name: fills[name] for name in GUARD_FILLS if name != "blend" or net.fills}  # what the guard weighs
     hole = hole.reshape(image.shape[-2:]).bool()
     H, W = image.shape[-2:]
     # never shrink the short side below half the training crop
@@ -216,19 +245,6 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
             f"{len(too_thick)} hole(s) up to {2 * too_thick.max():.0f} px thick: beyond what the network was "
             "trained on even at its smallest working scale; expect a smooth fill"
         )
-    rendered = []  # the last run's Gaussians, until on_window files them
-
-    def model_fn(x, m):
-        out = net(x, m)
-        if keep_gaussians and out.get("gaussians") is not None:
-            rendered.append({k: None if v is None else v.detach().cpu() for k, v in out["gaussians"].items()})
-        return out["pred"]
-
-    def plain_model_fn(x, m):
-        return net(x, m)["pred"]
-
-    def blend_fn(x, m):
-        return starting_blend(net, x, m)
 
     result = image.clone()
     remaining = hole.clone()
@@ -242,26 +258,11 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
             work_hole = F.interpolate(remaining[None, None].float(), size=(h, w), mode="area")[0, 0] > 0
             target = F.interpolate(here[None, None].float(), size=(h, w), mode="area")[0, 0] > 0
         scale = (H / work.shape[-2], W / work.shape[-1])
-        fn, chosen = (model_fn, "model") if method == "model" else (blend_fn, "blend")
-        guarded = method == "model" and guard and k and net.fills
-        probe = probe_mask(target, work_hole) if guarded else None
-        errors = None
-        if guarded and probe is None:  # no copy of the holes fits on known pixels: no evidence for the network
-            fn, chosen = blend_fn, "blend"
-            report.notes.append(
-                f"guard at scale 1/{2**k}: the blend fills its holes (no copy of them fits on known pixels to "
-                "test the network against it, and the blend is the fill that never does worse than the classical one)"
-            )
-        if probe is not None:
-            errors = {name: _probe_error(f, work, work_hole, probe, tile, overlap, multiple)
-                      for name, f in (("model", plain_model_fn), ("blend", blend_fn))}  # fmt: skip
-            if errors["model"] > errors["blend"]:
-                fn, chosen = blend_fn, "blend"
-            report.notes.append(
-                f"guard at scale 1/{2**k}: the {chosen} fills its holes (on a probe of {int(probe.sum())} known "
-                f"pixels, PSNR {_psnr(errors['model']):.2f} dB for the model, {_psnr(errors['blend']):.2f} dB for "
-                "the blend)"
-            )
+        chosen, errors = method, None
+        if method == "model" and guard and k:
+            chosen, errors, note = _guard(tried, work, work_hole, target, tile, overlap, multiple, 2**k)
+            report.notes.append(note)
+        fn = model_fn if chosen == "model" else fills[chosen]
 
         def on_window(top, left, window_target, k=k, scale=scale):
             if rendered:
@@ -280,6 +281,43 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
                               "windows": windows, "method": chosen, "probe_mse": errors,
                               "detail_blocks": blocks})  # fmt: skip
     return result.clamp(0, 1), report
+
+
+GUARD_FILLS = ("model", "blend")  # the fills the guard weighs (more: docs/model.md, "The guard")
+PROBE_SHRINKS = (1, 2)  # the sizes of the holes' copy the guard tries, whole first
+PROBE_COPIES = 4  # copies of the holes on known pixels that the guard's fills are scored on, together
+GUARD_WORDS = {"model": "the model", "blend": "the blend", "telea": "Telea's fill",
+               "navier-stokes": "the Navier-Stokes fill", "biharmonic": "the biharmonic fill", "fsr": "the FSR fill"}
+
+
+def _classical(name: str, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """A classical fill (a key of PREFILLS) of [1, 3, h, w] with [1, 1, h, w] holes."""
+    return fill_batch([name], x * (1 - m), m)[0]
+
+
+def _guard(tried: dict, work: torch.Tensor, work_hole: torch.Tensor, target: torch.Tensor, tile: int,
+           overlap: int, multiple: int, factor: int) -> tuple[str, dict | None, str]:  # fmt: skip
+    """(the fill that fills the holes `target` at this scale, every tried fill's squared
+    error on the probe, the note that says so): each fill in `tried` fills a copy of the
+    holes on known pixels (`probe_mask`, at half size where the whole copy has no room),
+    and the one nearest the known truth there wins."""
+    probe, shrink = None, 1
+    for shrink in PROBE_SHRINKS:
+        probe = probe_mask(target, work_hole, shrink=shrink, copies=PROBE_COPIES)
+        if probe is not None:
+            break
+    if probe is None:  # no evidence for any fill: the one built never to do worse than the classical ones
+        fallback = "blend" if "blend" in tried else "model"
+        return fallback, None, (
+            f"guard at scale 1/{factor}: the {fallback} fills its holes (no copy of them fits on known pixels to "
+            "test the network against it, and the blend is the fill that never does worse than the classical one)"
+        )
+    errors = {name: _probe_error(f, work, work_hole, probe, tile, overlap, multiple) for name, f in tried.items()}
+    chosen = min(errors, key=errors.get)
+    size = " (the holes at half size)" if shrink == 2 else f" (the holes at 1/{shrink} size)" if shrink > 1 else ""
+    scores = ", ".join(f"{_psnr(e):.2f} dB for {GUARD_WORDS[name]}" for name, e in errors.items())
+    return chosen, errors, (f"guard at scale 1/{factor}: {GUARD_WORDS[chosen]} fills its holes (the best on a "
+                            f"probe of {int(probe.sum())} known pixels{size}: PSNR {scores})")  # fmt: skip
 
 
 def _psnr(mse: float) -> float:

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from ..checkpoint import RELEASED, load_model
+from ..classical import PREFILLS
 from ..cli import Defaults, add_debug, add_threads, entry, prog, set_threads
 from ..data import IMAGE_SUFFIXES
 from ..images import INVERTED_RATIO, read_pair, write_image
@@ -66,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--method",
-        choices=("model", "blend"),
+        choices=("model", "blend", *PREFILLS),
         default="model",
-        help="'blend': the network's classical starting fill alone, on the same plan",
+        help="'blend': the network's classical starting fill alone, on the same plan; or a classical fill",
     )
     parser.add_argument("--tile", type=int, default=256, help="window size in working pixels (memory)")
     parser.add_argument("--detail", type=float, default=DETAIL,

@@ -1,6 +1,7 @@
 """Training speed of the default preset, before and after each speed-up, in one run.
 
     python -m bench.train_speed [--steps 12] [--out docs/model/speed]
+    python -m bench.train_speed --parts [--steps 12] [--out docs/model/speed]
 
 Each variant trains a freshly built, seeded `cpu-small` network (its AdaLN blocks and DINO
 adapter compiled, as `python -m model.train` does) through `training.optimiser_step`,
@@ -15,6 +16,12 @@ as in training). The variants add, one at a time:
 
 Then a torch.profiler table of the last variant says where its time goes. Writes
 `speed.md` and `speed.json` under `--out`, with the machine, versions and date.
+
+`--parts`: the same measure over the model's parts instead, at the default speed
+settings: the DINO's input size (56 px: `cpu-small`'s default, 4 x 4 tokens; 112 px: the
+release's; 224 px), the encoder (from scratch, or EfficientNet-Lite0's ImageNet stages)
+and the feature loss on EfficientNet-Lite0's maps (`train.feature_loss`). Writes
+`parts.md` and `parts.json`.
 """
 
 from __future__ import annotations
@@ -39,13 +46,24 @@ VARIANTS = [  # (name, train settings)
     ("+ bfloat16 autocast (where native)", dict(prefetch=True, precision="auto", channels_last=False)),
     ("+ channels-last: the default", dict(prefetch=True, precision="auto", channels_last=True)),
 ]
+PARTS = [  # (name, model settings, train settings), at the default speed settings
+    ("DINO at 56 px, encoder from scratch (cpu-small)", dict(dino_input=56, encoder="scratch"), {}),
+    ("DINO at 112 px, encoder from scratch", dict(dino_input=112, encoder="scratch"), {}),
+    ("DINO at 224 px, encoder from scratch", dict(dino_input=224, encoder="scratch"), {}),
+    ("DINO at 112 px, EfficientNet-Lite0 encoder (the release)", dict(dino_input=112, encoder="efficientnet_lite0"),
+     {}),
+    ("the release + feature loss (EfficientNet-Lite0 maps)", dict(dino_input=112, encoder="efficientnet_lite0"),
+     dict(feature_loss=1.0)),
+]  # fmt: skip
 WARMUP = 4
 
 
-def _trainer(settings: dict, dataset: RandomCrops):
+def _trainer(settings: dict, dataset: RandomCrops, model: dict | None = None):
     cfg = preset("cpu-small")
     for key, value in settings.items():
         setattr(cfg.train, key, value)
+    for key, value in (model or {}).items():
+        setattr(cfg.model, key, value)
     torch.manual_seed(0)
     layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     net = build_model(cfg).to(memory_format=layout)
@@ -63,13 +81,14 @@ def _trainer(settings: dict, dataset: RandomCrops):
     return cfg, step, batches, dtype
 
 
-def measure(steps: int, profile: bool = True) -> dict:
+def measure(steps: int, profile: bool = True, parts: bool = False) -> dict:
     train_paths, _ = data_paths(preset("cpu-small"))
     dataset = RandomCrops(train_paths, preset("cpu-small").model.image_size)
     rows = []
     table = None
-    for name, settings in VARIANTS:
-        cfg, step, batches, dtype = _trainer(settings, dataset)
+    variants = [(n, t, m) for n, m, t in PARTS] if parts else [(n, t, {}) for n, t in VARIANTS]
+    for name, settings, model in variants:
+        cfg, step, batches, dtype = _trainer(settings, dataset, model)
         try:
             for i in range(WARMUP):
                 step(i)
@@ -77,7 +96,7 @@ def measure(steps: int, profile: bool = True) -> dict:
             for i in range(WARMUP, WARMUP + steps):
                 step(i)
             rate = steps * cfg.train.batch_size / (time.perf_counter() - tic)
-            if profile and name == VARIANTS[-1][0]:
+            if profile and name == variants[-1][0]:
                 from torch.profiler import profile as torch_profile
 
                 with torch_profile() as prof:
@@ -86,7 +105,8 @@ def measure(steps: int, profile: bool = True) -> dict:
                 table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
         finally:
             batches.close()
-        rows.append({"variant": name, "images_per_s": rate, "autocast": str(dtype).removeprefix("torch."), **settings})
+        rows.append({"variant": name, "images_per_s": rate, "autocast": str(dtype).removeprefix("torch."), **settings,
+                     **{f"model.{k}": v for k, v in model.items()}})  # fmt: skip
         print(f"{name}: {rate:.2f} images/s", flush=True)
     for row in rows:
         row["speedup"] = row["images_per_s"] / rows[0]["images_per_s"]
@@ -98,7 +118,8 @@ def markdown(result: dict) -> str:
     env = result["environment"]
     lines = [
         f"Training speed of `cpu-small` (batch {result['batch']}, {result['steps']} timed steps after {WARMUP} "
-        f"warm-up steps, one run: `python -m bench.train_speed`), on {env.get('cpu', '?')}, "
+        f"warm-up steps, one run: `python -m bench.train_speed{' --parts' if result.get('parts') else ''}`), on "
+        f"{env.get('cpu', '?')}, "
         f"{env.get('cores', '?')} cores, torch {env.get('torch', '?')}, {env.get('date', '?')}.",
         "",
         "| variant | autocast | images/s | speed-up |",
@@ -107,7 +128,7 @@ def markdown(result: dict) -> str:
     for r in result["rows"]:
         lines.append(f"| {r['variant']} | {r['autocast']} | {r['images_per_s']:.2f} | {r['speedup']:.2f}x |")
     if result.get("profile"):
-        lines += ["", "Where the default's time goes (torch.profiler, 4 steps, self CPU time):", "", "```",
+        lines += ["", "Where the last variant's time goes (torch.profiler, 4 steps, self CPU time):", "", "```",
                   result["profile"].strip(), "```"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -117,11 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--out", type=Path, default=Path("docs/model/speed"))
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--parts", action="store_true", help="compare the model's parts, not the speed-ups")
     args = parser.parse_args(argv)
-    result = measure(args.steps, not args.no_profile)
+    result = measure(args.steps, not args.no_profile, args.parts) | {"parts": args.parts}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "speed.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "speed.md").write_text(markdown(result))
+    name = "parts" if args.parts else "speed"
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / f"{name}.md").write_text(markdown(result))
     print(markdown(result))
     return 0
 

@@ -54,9 +54,13 @@ def measure() -> list[dict]:
                     return float(10 * torch.log10(1 / (out[:, m] - image[:, m]).square().mean()))
 
                 row = {"case": f"{name} {width} {kind}", "telea": score(telea(image * ~m, m[None].float()))}
-                for label, (fills, copies, shrinks) in VARIANTS.items():
-                    infer.GUARD_FILLS, infer.PROBE_COPIES, infer.PROBE_SHRINKS = fills, copies, shrinks
-                    out, report = infer.inpaint(net, image, m, detail=0.0)
+                for label, variant in VARIANTS.items():
+                    saved = infer.GUARD_FILLS, infer.PROBE_COPIES, infer.PROBE_SHRINKS
+                    infer.GUARD_FILLS, infer.PROBE_COPIES, infer.PROBE_SHRINKS = variant
+                    try:
+                        out, report = infer.inpaint(net, image, m, detail=0.0)
+                    finally:
+                        infer.GUARD_FILLS, infer.PROBE_COPIES, infer.PROBE_SHRINKS = saved
                     row[label] = {"psnr": score(out), "chosen": [s["method"] for s in report.scales if s["scale"] < 1]}
                 row["no guard"] = score(infer.inpaint(net, image, m, detail=0.0, guard=False)[0])
                 row["blend"] = score(infer.inpaint(net, image, m, detail=0.0, method="blend")[0])

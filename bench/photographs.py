@@ -166,7 +166,7 @@ def scores_in_hole(out: Path, truth: np.ndarray, mask: np.ndarray) -> dict:
     a, b = result.astype(np.float64)[mask > 0], truth.astype(np.float64)[mask > 0]
 
     def tensor(x):
-        return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float() / 255
+        return torch.from_numpy(np.array(x)).permute(2, 0, 1)[None].float() / 255  # a writable copy
 
     hole = torch.from_numpy(mask > 0)[None, None].float()
     return {"psnr": float(10 * np.log10(255.0**2 / np.mean((a - b) ** 2))),

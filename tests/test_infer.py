@@ -150,6 +150,13 @@ def test_the_guard_says_its_choice_when_no_probe_fits(net):
     assert reduced and all(s["method"] == "blend" and s["probe_mse"] is None for s in reduced)
     assert any("no copy of them fits on known pixels" in note for note in report.notes)
     assert torch.equal(out, blend)
+    # a network with no classical fills has no blend to fall back on: it fills, and says why
+    cfg = tiny_config()
+    cfg.model.prefill, cfg.model.prefill_prior = [], []
+    bare = build_model(cfg).eval()
+    _, report = inpaint(bare, image, hole, tile=64, overlap=16)
+    assert all(s["method"] == "model" for s in report.scales)
+    assert any("no classical blend to fall back on" in note for note in report.notes)
 
 
 _PEAK = """

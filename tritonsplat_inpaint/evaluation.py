@@ -88,13 +88,20 @@ class HeldOut:
             self.fills[bucket] |= {name: torch.cat([p[k] for p in parts]) for k, name in enumerate(todo)}
 
     def key(self, judge: Judge | None, judge_per_image: int) -> str:
-        """What the classical methods' scores on these crops depend on, as a file name."""
+        """What the classical methods' scores on these crops depend on, as a file name: the
+        crops and masks themselves, the methods and the libraries that run them."""
         import hashlib
 
+        import cv2
+        import skimage
+
         what = [CLASSICAL_SCORES, self.names, self.per_image, list(self.images.shape), list(BASELINES.items()),
-                judge and [judge.source, judge.size, judge_per_image]]  # fmt: skip
+                judge and [judge.source, judge.size, judge_per_image], cv2.__version__,
+                skimage.__version__]  # fmt: skip
         digest = hashlib.sha256(json.dumps(what).encode())
         digest.update(self.images.numpy().tobytes())  # the crops themselves: a changed photograph is a miss
+        for bucket, m in self.masks.items():  # and the masks: a changed mask is a miss
+            digest.update(bucket.encode() + m.numpy().tobytes())
         return digest.hexdigest()[:16]
 
     def outputs(self, net, bucket: str, batch: int = 8) -> torch.Tensor:
@@ -199,7 +206,7 @@ def evaluate(net, cfg: Config, per_image: int = PER_IMAGE, batch: int = 8, held:
     subset = judged_crops(held, judge_per_image) if judge else None
     truth = judge.features(images[subset]) if judge else None
     results["judged_crops"] = len(subset) if judge else 0
-    examples, classical = {}, dict(known)
+    examples, classical = {}, {b: v for b, v in known.items() if b in held.masks}
     from tqdm import tqdm
 
     for bucket, m in tqdm(held.masks.items(), desc="scoring", unit="bucket", disable=len(images) < 64):
@@ -234,7 +241,7 @@ def evaluate(net, cfg: Config, per_image: int = PER_IMAGE, batch: int = 8, held:
         shown = {k: v[j].clone() for k, v in outputs.items()}  # a copy: a view would keep the bucket's outputs
         for name, method in BASELINES.items():  # the picture shows every method, cached or not
             shown.setdefault(name, _fill_one(held, bucket, method, j))
-        examples[bucket] = (images[j], m[j], shown)
+        examples[bucket] = (images[j].clone(), m[j].clone(), shown)  # copies: views would keep every crop
         del outputs
         if own:
             held.fills[bucket] = {}

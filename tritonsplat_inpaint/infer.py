@@ -271,9 +271,8 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
         filled, windows = _fill_scale(fn, work, work_hole.float(), target, tile, overlap, multiple, on_window)
         blocks = 0
         if k:
-            guide = torch.where(work_hole, filled, work)  # the working image, its holes filled
             filled = F.interpolate(filled[None], size=(H, W), mode="bilinear", align_corners=False)[0]
-            blocks = transfer_detail(result, filled, guide, work_hole, here, 2**k, detail)
+            blocks = transfer_detail(result, filled, remaining, here, 2**k, detail)
         result[:, here] = filled[:, here]
         remaining &= ~here
         report.scales.append({"scale": 2.0**-k, "holes": int((hole_levels == k).sum()),
@@ -306,17 +305,22 @@ def _guard(tried: dict, work: torch.Tensor, work_hole: torch.Tensor, target: tor
         probe = probe_mask(target, work_hole, shrink=shrink, copies=PROBE_COPIES)
         if probe is not None:
             break
-    if probe is None:  # no evidence for any fill: the one built never to do worse than the classical ones
-        fallback = "blend" if "blend" in tried else "model"
-        return fallback, None, (
-            f"guard at scale 1/{factor}: the {fallback} fills its holes (no copy of them fits on known pixels to "
+    if probe is None and "blend" not in tried:  # no evidence, and no blend to fall back on
+        return "model", None, (
+            f"guard at scale 1/{factor}: the model fills its holes (no copy of them fits on known pixels to test "
+            "it, and the network has no classical blend to fall back on)"
+        )
+    if probe is None:  # no evidence for the network: the fill built never to do worse than the classical ones
+        return "blend", None, (
+            f"guard at scale 1/{factor}: the blend fills its holes (no copy of them fits on known pixels to "
             "test the network against it, and the blend is the fill that never does worse than the classical one)"
         )
     errors = {name: _probe_error(f, work, work_hole, probe, tile, overlap, multiple) for name, f in tried.items()}
     chosen = min(errors, key=errors.get)
     size = " (the holes at half size)" if shrink == 2 else f" (the holes at 1/{shrink} size)" if shrink > 1 else ""
-    scores = ", ".join(f"{_psnr(e):.2f} dB for {GUARD_WORDS[name]}" for name, e in errors.items())
-    return chosen, errors, (f"guard at scale 1/{factor}: {GUARD_WORDS[chosen]} fills its holes (the best on a "
+    words = {name: GUARD_WORDS.get(name, f"the {name} fill") for name in errors}
+    scores = ", ".join(f"{_psnr(e):.2f} dB for {words[name]}" for name, e in errors.items())
+    return chosen, errors, (f"guard at scale 1/{factor}: {words[chosen]} fills its holes (the best on a "
                             f"probe of {int(probe.sum())} known pixels{size}: PSNR {scores})")  # fmt: skip
 
 

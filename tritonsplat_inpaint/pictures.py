@@ -61,8 +61,9 @@ def big_hole(height: int, width: int, fraction: float = 0.35) -> torch.Tensor:
 def texture_example(net, paths: list[Path], out: Path, max_side: int = 1024) -> dict:
     """Inpaint a big hole at full size in the held-out photograph with the most texture
     (of `paths`, read with its long side at most `max_side`) with the model (with and
-    without the fine detail of `detail.transfer_detail`) and each classical method; write `out` (the whole pictures, then the hole's region enlarged) and
-    return each method's hole PSNR and texture ratio."""
+    without the fine detail of `detail.transfer_detail`) and each classical method; write
+    `out` (the whole pictures, then the hole's region enlarged) and return each method's
+    hole PSNR and texture ratio."""
     from .infer import inpaint
 
     images = [_fit(load_rgb(p, 64, None), max_side) for p in paths]  # one full-size photograph at a time

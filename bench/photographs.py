@@ -229,32 +229,33 @@ def markdown(results: dict) -> str:
             tally = ", ".join(f"{name} {picks.count(name)}" for name in dict.fromkeys(picks))
             lines += ["", f"The guard's choice at the reduced scales of the big holes: {tally}."]
     lines += ["", "Texture ratio in the hole (the fill's mean absolute Laplacian over the truth's, pooled over the "
-              "pictures; 1 is the photograph's own texture, 0 a flat fill):", "",
-              "| width | hole | " + " | ".join(TITLES[m] for m in methods) + " |",
-              "| ---: | --- | " + " | ".join("---:" for _ in methods) + " |"]  # fmt: skip
-    for width in sorted({r["width"] for r in results["runs"]}):
-        for kind in HOLES:
-            rows = [r for r in results["runs"] if r["width"] == width and r["hole"] == kind]
-            cells = []
-            for m in methods:
-                got = [r["methods"][m]["texture"] for r in rows if r["methods"].get(m, {}).get("texture") is not None]
-                cells.append(f"{np.mean(got):.2f}" if got and len(got) == len(rows) else "not run")
-            if rows:
-                lines.append(f"| {width} | {kind} | " + " | ".join(cells) + " |")
+              "pictures; 1 is the photograph's own texture, 0 a flat fill):", ""]  # fmt: skip
+
+    def texture(got: list[dict], rows: list[dict]) -> str:
+        return f"{np.mean([g['texture'] for g in got]):.2f}" if len(got) == len(rows) else "not run"
+
+    def cost(got: list[dict], rows: list[dict]) -> str:
+        return f"{max(g['seconds'] for g in got):.1f} s, {max(g['peak_mb'] for g in got):.0f} MB" if got else "not run"
+
+    lines += _by_case(results, methods, texture, "texture")
     lines += ["", "Time (s) and peak memory (MB) of every method, the largest over the pictures:", ""]
-    lines += ["| width | hole | " + " | ".join(TITLES[m] for m in methods) + " |",
-              "| ---: | --- | " + " | ".join("---:" for _ in methods) + " |"]  # fmt: skip
+    lines += _by_case(results, methods, cost, "seconds")
+    return "\n".join(lines)
+
+
+def _by_case(results: dict, methods: list[str], cell, key: str) -> list[str]:
+    """A table with a row per width and hole and a column per method: `cell(measures, rows)`
+    of the pictures' measures that have `key`."""
+    lines = ["| width | hole | " + " | ".join(TITLES[m] for m in methods) + " |",
+             "| ---: | --- | " + " | ".join("---:" for _ in methods) + " |"]  # fmt: skip
     for width in sorted({r["width"] for r in results["runs"]}):
         for kind in HOLES:
             rows = [r for r in results["runs"] if r["width"] == width and r["hole"] == kind]
-            cells = []
-            for m in methods:
-                got = [r["methods"][m] for r in rows if r["methods"].get(m, {}).get("seconds") is not None]
-                cells.append(f"{max(g['seconds'] for g in got):.1f} s, {max(g['peak_mb'] for g in got):.0f} MB"
-                             if got else "not run")  # fmt: skip
             if rows:
+                cells = [cell([r["methods"][m] for r in rows if r["methods"].get(m, {}).get(key) is not None], rows)
+                         for m in methods]  # fmt: skip
                 lines.append(f"| {width} | {kind} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

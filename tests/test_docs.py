@@ -41,6 +41,8 @@ NOT_REPOSITORY_FILES = {
     "ablation.md",
     "speed.json",  # written by bench.train_speed
     "speed.md",
+    "parts.json",  # written by bench.train_speed --parts
+    "parts.md",
 }
 OUTPUT_FOLDERS = ("bench/results/",)  # where the benchmarks write (not in the repository)
 

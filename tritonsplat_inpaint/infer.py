@@ -300,16 +300,16 @@ def _guard(tried: dict, work: torch.Tensor, work_hole: torch.Tensor, target: tor
     error on the probe, the note that says so): each fill in `tried` fills a copy of the
     holes on known pixels (`probe_mask`, at half size where the whole copy has no room),
     and the one nearest the known truth there wins."""
+    if len(tried) == 1:  # the network alone (no classical fills): nothing to weigh it against
+        return "model", None, (
+            f"guard at scale 1/{factor}: the model fills its holes (the network has no classical blend to fall "
+            "back on, so there is nothing to test it against)"
+        )
     probe, shrink = None, 1
     for shrink in PROBE_SHRINKS:
         probe = probe_mask(target, work_hole, shrink=shrink, copies=PROBE_COPIES)
         if probe is not None:
             break
-    if probe is None and "blend" not in tried:  # no evidence, and no blend to fall back on
-        return "model", None, (
-            f"guard at scale 1/{factor}: the model fills its holes (no copy of them fits on known pixels to test "
-            "it, and the network has no classical blend to fall back on)"
-        )
     if probe is None:  # no evidence for the network: the fill built never to do worse than the classical ones
         return "blend", None, (
             f"guard at scale 1/{factor}: the blend fills its holes (no copy of them fits on known pixels to "

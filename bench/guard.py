@@ -36,6 +36,7 @@ def measure() -> list[dict]:
     from tritonsplat_inpaint import infer
     from tritonsplat_inpaint.checkpoint import load_model
     from tritonsplat_inpaint.classical import telea
+    from tritonsplat_inpaint.pictures import hole_psnr
 
     from .photographs import HOLES, PICTURES, hole, photograph
 
@@ -51,7 +52,7 @@ def measure() -> list[dict]:
                 m = torch.from_numpy(hole(kind, *truth.shape[:2], seed=j) > 0)
 
                 def score(out, m=m, image=image):
-                    return float(10 * torch.log10(1 / (out[:, m] - image[:, m]).square().mean()))
+                    return hole_psnr(out, image, m)
 
                 row = {"case": f"{name} {width} {kind}", "telea": score(telea(image * ~m, m[None].float()))}
                 for label, variant in VARIANTS.items():

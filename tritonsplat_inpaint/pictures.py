@@ -74,7 +74,7 @@ def texture_example(net, paths: list[Path], out: Path, max_side: int = 1024) -> 
     fills = {"model": inpaint(net, image, hole)[0], "model, no detail": inpaint(net, image, hole, detail=0.0)[0]}
     for key in FULL_SIZE_METHODS:
         fills[key] = PREFILLS[key](image * (1 - m), m) * m + image * (1 - m)
-    scores = {k: {"hole_psnr": _hole_psnr(v, image, hole), "texture": texture_ratio(v[None], image[None], m[None])}
+    scores = {k: {"hole_psnr": hole_psnr(v, image, hole), "texture": texture_ratio(v[None], image[None], m[None])}
               for k, v in fills.items()}  # fmt: skip
     panels = {"masked input": image * (1 - m) + 0.5 * m, **fills, "truth": image}
     ys, xs = hole.nonzero(as_tuple=True)
@@ -102,6 +102,6 @@ def _fit(image: torch.Tensor, max_side: int) -> torch.Tensor:
     return torch.nn.functional.interpolate(image[None], size=size, mode="area")[0]
 
 
-def _hole_psnr(fill: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor) -> float:
+def hole_psnr(fill: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor) -> float:
     """PSNR over the hole's pixels alone (the known ones are equal by construction)."""
     return float(psnr(fill[:, hole][None], truth[:, hole][None])[0])

@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-COMMANDS = ["train", "evaluate", "inpaint", "ablate", "prior", "release"]
+COMMANDS = ["train", "evaluate", "compare", "inpaint", "ablate", "prior", "release"]
 
 
 @pytest.mark.parametrize("name", COMMANDS)

@@ -37,6 +37,8 @@ NOT_REPOSITORY_FILES = {
     "results.md",
     "catalogue.json",  # written by tritonsplat_inpaint.gpu_pack into a GPU pack
     "manifest.json",
+    "compare.json",  # written by model.compare
+    "compare.md",
     "ablation.json",  # written by model.ablate
     "ablation.md",
     "speed.json",  # written by bench.train_speed

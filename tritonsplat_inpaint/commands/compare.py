@@ -1,0 +1,133 @@
+"""Compare evaluations of several checkpoints on the same held-out crops: each one's
+scores per mask bucket and its paired difference from a reference, crop by crop.
+
+    python -m model.compare runs/eval-a runs/eval-b [runs/eval-c ...] [--names a b c]
+                            [--reference a] [--out runs/compare]
+
+Each argument is a folder written by `model.evaluate` (or its `results.json`). The
+evaluations must have scored the same held-out photographs with the same number of crops
+each (so the same crops and masks): the differences are then paired, and a difference of
+a few standard errors separates two checkpoints where their standard errors against the
+classical methods alone could not (the crop-to-crop spread cancels). Writes compare.md
+and compare.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..cli import Defaults, add_debug, entry, prog, write_report
+from ..evaluation import MODEL, PER_CROP, paired
+
+BLEND = "starting blend (model before training)"
+
+
+def load_results(path: Path) -> dict:
+    path = Path(path)
+    file = path / "results.json" if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"evaluations: expected a folder written by model.evaluate (or its results.json), "
+                                f"got {str(path)!r}, which holds no results.json")
+    return json.loads(file.read_text())
+
+
+def compare(results: dict[str, dict], reference: str) -> dict:
+    """Per evaluation and bucket: the model's mean scores, its gain over its own starting
+    blend, and (for all but the reference) the paired difference from the reference's
+    model on the same crops, per score that both have per crop."""
+    import torch
+
+    if reference not in results:
+        raise ValueError(f"--reference: expected one of {', '.join(results)}, got {reference!r}")
+    ref = results[reference]
+    for name, r in results.items():
+        for key in ("held_out", "per_image"):
+            if r.get(key) != ref.get(key):
+                raise ValueError(f"evaluations: {name} and {reference} scored different crops ({key} differs: "
+                                 f"{r.get(key)!r} against {ref.get(key)!r}); evaluate both with the same "
+                                 "--per-image on the same held-out photographs")
+    rows: dict = {}
+    for name, r in results.items():
+        rows[name] = {}
+        for bucket, methods in r["buckets"].items():
+            ours = methods[MODEL]
+            row = {k: ours[k] for k in ("psnr", "ssim", "perceptual", "fd_dino", "texture") if k in ours}
+            if BLEND in methods:
+                row["psnr_over_blend"] = paired(torch.tensor(ours["psnr_per_image"]),
+                                                torch.tensor(methods[BLEND]["psnr_per_image"]))
+            if name != reference:
+                theirs = ref["buckets"][bucket][MODEL]
+                row["minus_reference"] = {
+                    k: paired(torch.tensor(ours[f"{k}_per_image"]), torch.tensor(theirs[f"{k}_per_image"]))
+                    for k in PER_CROP if f"{k}_per_image" in ours and f"{k}_per_image" in theirs
+                }
+            rows[name][bucket] = row
+    return {"reference": reference, "per_image": ref.get("per_image"), "images": ref.get("images"),
+            "evaluations": rows}  # fmt: skip
+
+
+def markdown(summary: dict) -> str:
+    rows = summary["evaluations"]
+    ref = summary["reference"]
+    buckets = list(next(iter(rows.values())))
+    lines = [
+        f"{summary['per_image']} crops of each held-out photograph, the same crops and masks for every "
+        f"evaluation. PSNR (dB) and SSIM of the model per hole bucket; its PSNR over its own starting blend; "
+        f"and its paired difference from **{ref}** on the same crops, +- the standard error of the mean "
+        "difference.",
+        "",
+        "| evaluation | " + " | ".join(f"PSNR {b} | SSIM {b}" for b in buckets) + " |",
+        "| --- | " + " | ".join("---: | ---:" for _ in buckets) + " |",
+    ]
+    for name, per in rows.items():
+        cells = [f"{per[b]['psnr']:.3f} | {per[b]['ssim']:.4f}" for b in buckets]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "| PSNR over its blend | " + " | ".join(buckets) + " |", "| --- | " + " | ".join("---:" for _ in buckets) + " |"]
+    for name, per in rows.items():
+        cells = [_pm(per[b]["psnr_over_blend"], 3) if "psnr_over_blend" in per[b] else "-" for b in buckets]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", f"| minus {ref} | " + " | ".join(f"PSNR {b} | SSIM {b}" for b in buckets) + " |",
+              "| --- | " + " | ".join("---: | ---:" for _ in buckets) + " |"]
+    for name, per in rows.items():
+        if name == ref:
+            continue
+        cells = [f"{_pm(per[b]['minus_reference']['psnr'], 3)} | {_pm(per[b]['minus_reference']['ssim'], 5)}"
+                 for b in buckets]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _pm(p: dict, digits: int) -> str:
+    return f"{p['mean']:+.{digits}f} +- {p['stderr']:.{digits}f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog("compare"), description=__doc__.splitlines()[0],
+                                     formatter_class=Defaults)
+    parser.add_argument("evaluations", nargs="+", type=Path, help="folders written by model.evaluate")
+    parser.add_argument("--names", nargs="*", help="a name for each evaluation (default: the folders' names)")
+    parser.add_argument("--reference", help="the evaluation the others are differenced from (default: the first)")
+    parser.add_argument("--out", type=Path, default=Path("runs/compare"), help="folder for compare.md and .json")
+    add_debug(parser)
+    args = parser.parse_args(argv)
+    if len(args.evaluations) < 2:
+        parser.error(f"evaluations: expected at least 2 folders to compare, got {len(args.evaluations)}")
+    names = args.names or [p.name if p.is_dir() else p.parent.name for p in args.evaluations]
+    if len(names) != len(args.evaluations):
+        parser.error(f"--names: expected one name per evaluation ({len(args.evaluations)}), got {len(names)}")
+    if len(set(names)) != len(names):
+        parser.error(f"--names: expected distinct names, got {' '.join(names)}")
+    results = {name: load_results(path) for name, path in zip(names, args.evaluations, strict=True)}
+    summary = compare(results, args.reference or names[0])
+    write_report(args.out, "compare", summary, markdown(summary))
+    return 0
+
+
+def run() -> int:
+    return entry(main)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())

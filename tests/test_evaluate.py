@@ -27,8 +27,9 @@ def test_evaluate_writes_a_table_for_every_bucket_and_method(tmp_path, monkeypat
     results = json.loads((out / "results.json").read_text())
     assert set(results["buckets"]) == {"10-20%", "20-40%", "40-60%"}
     for scores in results["buckets"].values():
-        assert set(scores) == {"2DGS model (ours)", "starting blend (model before training)", "telea (OpenCV)",
-                               "navier-stokes (OpenCV)", "biharmonic (scikit-image)", "FSR (OpenCV contrib)"}  # fmt: skip
+        assert set(scores) == {"2DGS model (ours)", "2DGS model + fine detail", "starting blend (model before training)",
+                               "telea (OpenCV)", "navier-stokes (OpenCV)", "biharmonic (scikit-image)",
+                               "FSR (OpenCV contrib)"}  # fmt: skip
         # an untrained network is its starting blend (its residual and logits start at 0)
         assert (
             abs(scores["2DGS model (ours)"]["psnr"] - scores["starting blend (model before training)"]["psnr"]) < 1e-3
@@ -48,13 +49,33 @@ def test_evaluate_writes_a_table_for_every_bucket_and_method(tmp_path, monkeypat
             assert abs(d["mean"] - sum(diff) / len(diff)) < 1e-6
             assert d["wins"] == sum(x > 0 for x in diff) / len(diff) and d["stderr"] >= 0
             assert d["ssim"]["stderr"] >= 0
+    for bucket, against in results["paired_detail"].items():  # the detailed row against every other but the model
+        assert set(against) == set(results["buckets"][bucket]) - {"2DGS model (ours)", "2DGS model + fine detail"}
     assert results["classical_cached"] is False
     table = (out / "results.md").read_text()
-    assert "Paired on the same 4 crops" in table
+    assert "Paired on the same 4 crops" in table and "the model with fine detail's score minus" in table
     assert results["dino_source"] in table and "FD-DINOv2 and texture ratio: not computed (--judge-input 0)" in table
     grid = np.asarray(Image.open(out / "examples.png").convert("RGB"))
     assert grid.shape[0] > 3 * 100 and grid.shape[1] > 6 * 100  # a row per bucket, a column per method
     assert grid.std() > 10
+
+
+def test_fine_detail_gives_a_smooth_fill_the_crops_own_texture_and_never_reads_the_truth():
+    from tritonsplat_inpaint.evaluation import with_detail
+    from tritonsplat_inpaint.perceptual import texture_ratio
+
+    g = torch.Generator().manual_seed(0)
+    images = (0.5 + 0.2 * torch.randn(2, 3, 64, 64, generator=g)).clamp(0, 1)  # grain all over
+    masks = torch.zeros(2, 1, 64, 64)
+    masks[:, :, 20:44, 16:48] = 1
+    smooth = images * (1 - masks) + 0.5 * masks  # a flat fill
+    detailed = with_detail(smooth, images, masks, 1.0)
+    assert torch.equal(detailed * (1 - masks), images * (1 - masks))  # the known pixels untouched
+    assert texture_ratio(detailed, images, masks) > 0.5 > 10 * texture_ratio(smooth, images, masks)
+    other = images.clone()
+    other[masks.expand_as(images) > 0] = 0.0  # another truth under the hole: the same result
+    assert torch.equal(with_detail(smooth, other, masks, 1.0), detailed)
+    assert torch.equal(with_detail(smooth, images, masks, 0.0), smooth)
 
 
 def test_classical_scores_are_cached_and_reused_unchanged(tmp_path, monkeypatch):

@@ -28,6 +28,10 @@ from .perceptual import Judge, frechet_distance, hole_tokens, texture_ratio, tok
 
 MODEL = "2DGS model (ours)"
 BLEND = "starting blend (model before training)"
+DETAILED = "2DGS model + fine detail"
+# the detail band the `DETAILED` row is given: what a crop at half scale lacks (its holes
+# are filled at full scale, where the network carries no photograph texture of its own)
+DETAIL_SCALE = 2
 # crops of each held-out photograph: the default catalogue holds out 48 photographs, so
 # 24 each give 1,152 crops a bucket (with the earlier 9 held-out photographs, 864 crops
 # brought every paired standard error under 0.05 dB; the table prints each one)
@@ -183,9 +187,25 @@ def _cache_classical(key: str, scores: dict) -> None:
     tmp.replace(path)  # atomic: a run stopped mid-write leaves no half file
 
 
+def with_detail(outputs: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, strength: float,
+                f: int = DETAIL_SCALE) -> torch.Tensor:  # fmt: skip
+    """The outputs with the photograph's fine detail copied into their holes: for each
+    crop, `detail.transfer_detail` at scale `f` and weight `strength`, its sources the
+    crop's known pixels alone (the truth under the hole is never read)."""
+    from .detail import transfer_detail
+
+    out = outputs.clone()
+    for i in range(len(out)):
+        hole = masks[i, 0] > 0.5
+        filled = out[i].clone()
+        transfer_detail(images[i], filled, hole, hole, f, strength)
+        out[i] = torch.where(hole, filled.clamp(0, 1), images[i])
+    return out
+
+
 def evaluate(net, cfg: Config, per_image: int = PER_IMAGE, batch: int = 8, held: HeldOut | None = None,
              judge: Judge | None = None, cache: bool = True, judge_per_image: int = JUDGE_PER_IMAGE,
-             ) -> tuple[dict, dict]:  # fmt: skip
+             detail: float = 0.0) -> tuple[dict, dict]:  # fmt: skip
     """(results, examples): the scores of every method per bucket, and one example
     (image, mask, every method's output) per bucket for the picture. `held`: the held-out
     crops and fills made once for several networks (made here when None, bucket by bucket,
@@ -195,7 +215,9 @@ def evaluate(net, cfg: Config, per_image: int = PER_IMAGE, batch: int = 8, held:
     photograph (`judged_crops`). `cache`: the classical methods' scores, which no network
     changes, are kept on disk by what they depend on (`HeldOut.key`), written after each
     bucket (a stopped run keeps the buckets it finished) and reused: then only the
-    network's own fills are made."""
+    network's own fills are made. `detail` > 0: also the row `DETAILED`, the network's
+    outputs given the crop's own fine detail at that weight (`with_detail`), paired
+    against every method in `results["paired_detail"]`."""
     own = held is None
     held = HeldOut(cfg, per_image, methods=[]) if own else held
     key = held.key(judge, judge_per_image) if cache else None
@@ -213,6 +235,8 @@ def evaluate(net, cfg: Config, per_image: int = PER_IMAGE, batch: int = 8, held:
         cached = known.get(bucket)
         held.add_fills(list(net.fills) if cached else list(BASELINES.values()), [bucket])
         outputs = {MODEL: held.outputs(net, bucket, batch)}
+        if detail > 0:
+            outputs[DETAILED] = with_detail(outputs[MODEL], images, m, detail)
         if net.fills:
             outputs[BLEND] = held.blend(net, bucket)
         if not cached:
@@ -230,13 +254,9 @@ def evaluate(net, cfg: Config, per_image: int = PER_IMAGE, batch: int = 8, held:
             classical[bucket] = {n: s for n, s in scores.items() if n in BASELINES}
             _cache_classical(key, classical)
         results["buckets"][bucket] = {name: _summary(s) for name, s in scores.items()}
-        ours = scores[MODEL]
-        results["paired"][bucket] = {
-            name: paired(ours["psnr"], s["psnr"])
-            | {k: paired(ours[k], s[k]) for k in PER_CROP[1:] if k in s}
-            for name, s in scores.items()
-            if name != MODEL
-        }
+        results["paired"][bucket] = _paired_against(scores, MODEL)
+        if detail > 0:
+            results.setdefault("paired_detail", {})[bucket] = _paired_against(scores, DETAILED, skip=(MODEL,))
         j = (len(examples) + 1) % len(held.names) * per_image  # a different photograph per bucket
         shown = {k: v[j].clone() for k, v in outputs.items()}  # a copy: a view would keep the bucket's outputs
         for name, method in BASELINES.items():  # the picture shows every method, cached or not
@@ -247,6 +267,17 @@ def evaluate(net, cfg: Config, per_image: int = PER_IMAGE, batch: int = 8, held:
             held.fills[bucket] = {}
     results["classical_cached"] = all(b in known for b in held.masks)
     return results, examples
+
+
+def _paired_against(scores: dict, ours: str, skip: tuple = ()) -> dict:
+    """{method: `ours`' PSNR minus its, paired over the crops, and the same for every other
+    per-crop score both have} for every method but `ours` and `skip`."""
+    mine = scores[ours]
+    return {
+        name: paired(mine["psnr"], s["psnr"]) | {k: paired(mine[k], s[k]) for k in PER_CROP[1:] if k in s}
+        for name, s in scores.items()
+        if name != ours and name not in skip
+    }
 
 
 def _per_crop(score, outputs: torch.Tensor, images: torch.Tensor, chunk: int = 256) -> torch.Tensor:
@@ -315,27 +346,9 @@ def markdown(results: dict, dino_source: str) -> str:
         for name in methods:
             cells = [COLUMNS[k][1].format(per[name][k]) for k in keys]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    if results.get("paired"):
-        paired_keys = [k for k in PER_CROP if k in first[MODEL]]
-        lines += [
-            "",
-            f"Paired on the same {results['images']} crops and masks: the model's score minus each method's"
-            " (mean +- standard error; PSNR in dB, with the share of crops where the model is ahead), "
-            + ", ".join(COLUMNS[k][0] for k in paired_keys) + ".",
-            "",
-            "| against | " + " | ".join(f"{b}" for b in results["paired"]) + " |",
-            "| --- | " + " | ".join("---:" for _ in results["paired"]) + " |",
-        ]
-        for name in methods[1:]:
-            cells = []
-            for v in results["paired"].values():
-                d = v[name]
-                cell = f"{d['mean']:+.2f} +- {d['stderr']:.2f} ({d['wins']:.0%})"
-                for k in paired_keys[1:]:
-                    if k in d:
-                        cell += f"; {COLUMNS[k][0]} {d[k]['mean']:+.4f} +- {d[k]['stderr']:.4f}"
-                cells.append(cell)
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for key, who in (("paired", "the model"), ("paired_detail", "the model with fine detail")):
+        if results.get(key):
+            lines += _paired_table(results, key, who)
     if results.get("full_size"):
         f = results["full_size"]
         lines += ["", f"Full size (texture.png): a big elliptical hole in {f['photograph']}, {f['size'][0]} x "
@@ -343,3 +356,31 @@ def markdown(results: dict, dino_source: str) -> str:
                   "| method | hole PSNR | texture |", "| --- | ---: | ---: |"]  # fmt: skip
         lines += [f"| {k} | {v['hole_psnr']:.2f} | {v['texture']:.2f} |" for k, v in f["scores"].items()]
     return "\n".join(lines)
+
+
+def _paired_table(results: dict, key: str, who: str) -> list[str]:
+    """The markdown lines of a paired table: `who`'s score minus each method's per bucket."""
+    first = next(iter(results["buckets"].values()))
+    ours = MODEL if key == "paired" else DETAILED
+    paired_keys = [k for k in PER_CROP if k in first[ours]]
+    names = list(next(iter(results[key].values())))
+    lines = [
+        "",
+        f"Paired on the same {results['images']} crops and masks: {who}'s score minus each method's"
+        f" (mean +- standard error; PSNR in dB, with the share of crops where {who} is ahead), "
+        + ", ".join(COLUMNS[k][0] for k in paired_keys) + ".",
+        "",
+        "| against | " + " | ".join(f"{b}" for b in results[key]) + " |",
+        "| --- | " + " | ".join("---:" for _ in results[key]) + " |",
+    ]
+    for name in names:
+        cells = []
+        for v in results[key].values():
+            d = v[name]
+            cell = f"{d['mean']:+.2f} +- {d['stderr']:.2f} ({d['wins']:.0%})"
+            for k in paired_keys[1:]:
+                if k in d:
+                    cell += f"; {COLUMNS[k][0]} {d[k]['mean']:+.4f} +- {d[k]['stderr']:.4f}"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines

@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         net.dino = Replayed(replay)
         runs[name] = evaluate(net, cfg, args.per_image)[0]
         if net.dino.next != len(replay):
-            raise RuntimeError(f"replay {name}: {net.dino.next} of {len(replay)} features used: the crops' order changed")
+            raise RuntimeError(f"replay {name}: {net.dino.next} of {len(replay)} features used: "
+                               "the crops' order changed")  # fmt: skip
     for name, results in runs.items():
         results["checkpoint"] = str(args.ckpt)
         (args.out / name).mkdir(parents=True, exist_ok=True)

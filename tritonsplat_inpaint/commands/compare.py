@@ -84,7 +84,8 @@ def markdown(summary: dict) -> str:
     for name, per in rows.items():
         cells = [f"{per[b]['psnr']:.3f} | {per[b]['ssim']:.4f}" for b in buckets]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "| PSNR over its blend | " + " | ".join(buckets) + " |", "| --- | " + " | ".join("---:" for _ in buckets) + " |"]
+    lines += ["", "| PSNR over its blend | " + " | ".join(buckets) + " |",
+              "| --- | " + " | ".join("---:" for _ in buckets) + " |"]  # fmt: skip
     for name, per in rows.items():
         cells = [_pm(per[b]["psnr_over_blend"], 3) if "psnr_over_blend" in per[b] else "-" for b in buckets]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")

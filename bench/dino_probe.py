@@ -7,9 +7,9 @@ Three evaluations of one checkpoint on the same crops and masks (`evaluation.eva
 PSNR and SSIM, the classical scores from the cache):
 
 - own: each crop conditioned on its own masked-image DINO feature (the release as it is);
-- other photograph: on the feature of the same crop and mask of another held-out
-  photograph (the next one in the list): a real, in-distribution feature of the wrong
-  scene;
+- other photograph: on the DINO feature of the same crop of another held-out photograph
+  (the next one in the list) under this crop's own mask: a real feature of the same hole
+  in the wrong scene;
 - mean: on the mean of every crop's feature in the bucket: no scene at all.
 
 `own` minus each, paired over the same crops, is what the scene's DINO feature is worth
@@ -64,22 +64,37 @@ class Replayed(nn.Module):
         return rows.to(masked.dtype)
 
 
-def replacements(features: torch.Tensor, buckets: int, per_image: int) -> dict[str, torch.Tensor]:
-    """{name: the feature each crop gets} from the recorded ones ([buckets * N, D], bucket
-    after bucket, each bucket's crops photograph after photograph, `per_image` each)."""
+def bucket_means(features: torch.Tensor, buckets: int) -> torch.Tensor:
+    """Each crop's recorded feature ([buckets * N, D], bucket after bucket) replaced by
+    its bucket's mean."""
     per_bucket = features.view(buckets, -1, features.shape[-1])
-    return {
-        # crop k of photograph p takes crop k of photograph p + 1 (same mask, other scene)
-        "other-photograph": per_bucket.roll(-per_image, 1).reshape_as(features),
-        "mean": per_bucket.mean(1, keepdim=True).expand_as(per_bucket).reshape_as(features),
-    }
+    return per_bucket.mean(1, keepdim=True).expand_as(per_bucket).reshape_as(features)
+
+
+def other_photograph(dino: nn.Module, images: torch.Tensor, masks: dict, per_image: int,
+                     batch: int = 32) -> torch.Tensor:  # fmt: skip
+    """For every bucket's crop n (crop k of photograph p, the crops photograph after
+    photograph, `per_image` each), the DINO feature of crop k of photograph p + 1 (the
+    last takes the first's) under crop n's own mask: [buckets * N, D], bucket after
+    bucket, the order in which evaluation asks."""
+    n = len(images)
+    if n <= per_image:
+        raise ValueError(f"other photograph: expected at least 2 held-out photographs, got {n // per_image}")
+    source = (torch.arange(n) + per_image) % n
+    features = []
+    with torch.no_grad():
+        for m in masks.values():
+            for i in range(0, n, batch):
+                rows = torch.arange(i, min(i + batch, n))
+                features.append(dino(images[source[rows]] * (1 - m[rows])))
+    return torch.cat(features)
 
 
 def main(argv: list[str] | None = None) -> int:
     from tritonsplat_inpaint.checkpoint import RELEASED, load_model
     from tritonsplat_inpaint.cli import set_threads, write_report
     from tritonsplat_inpaint.commands import compare
-    from tritonsplat_inpaint.evaluation import evaluate
+    from tritonsplat_inpaint.evaluation import HeldOut, evaluate
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", type=Path, default=RELEASED, help="checkpoint or run folder")
@@ -95,8 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     net.dino = recorder
     runs = {"own": evaluate(net, cfg, args.per_image)[0]}
     features = torch.cat(recorder.features)
-    buckets = len(runs["own"]["buckets"])
-    for name, replay in replacements(features, buckets, args.per_image).items():
+    held = HeldOut(cfg, args.per_image, methods=[])  # the same crops and masks, for the other photograph's features
+    replays = {"other-photograph": other_photograph(recorder.inner, held.images, held.masks, args.per_image),
+               "mean": bucket_means(features, len(held.masks))}  # fmt: skip
+    del held
+    for name, replay in replays.items():
         net.dino = Replayed(replay)
         runs[name] = evaluate(net, cfg, args.per_image)[0]
         if net.dino.next != len(replay):

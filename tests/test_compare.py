@@ -39,6 +39,15 @@ def test_evaluations_of_different_crops_are_refused_with_what_differs():
         compare.compare({"a": _results([1.0] * 4, [1.0] * 4), "b": _results([1.0] * 4, [1.0] * 4)}, "c")
 
 
+def test_the_crops_digest_decides_where_both_evaluations_have_one():
+    a, b = _results([1.0] * 4, [1.0] * 4), _results([2.0] * 4, [1.0] * 4)
+    a["crops"], b["crops"] = "0123", "4567"  # other pictures under the same names and counts
+    with pytest.raises(ValueError, match=r"crops differs: '4567' against '0123'"):
+        compare.compare({"a": a, "b": b}, "a")
+    b["crops"] = "0123"
+    assert compare.compare({"a": a, "b": b}, "a")["evaluations"]["b"]["10-20%"]["minus_reference"]["psnr"]["mean"] == 1
+
+
 def test_a_folder_without_results_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no results.json"):
         compare.load_results(tmp_path)

@@ -3,21 +3,26 @@
 import pytest
 import torch
 
-from bench.dino_probe import Recorded, Replayed, replacements
+from bench.dino_probe import Recorded, Replayed, bucket_means, other_photograph
 
 
-def test_each_crop_gets_the_next_photographs_feature_or_its_buckets_mean():
-    buckets, photographs, per_image, dim = 2, 3, 2, 4
-    # feature of (bucket b, photograph p, crop k) = [b, p, k, 0]
-    f = torch.tensor([[b, p, k, 0.0] for b in range(buckets) for p in range(photographs) for k in range(per_image)])
-    r = replacements(f, buckets, per_image)
-    other = r["other-photograph"].view(buckets, photographs, per_image, dim)
-    for b in range(buckets):
-        for p in range(photographs):
-            for k in range(per_image):
-                assert other[b, p, k].tolist() == [b, (p + 1) % photographs, k, 0]
-    mean = r["mean"].view(buckets, photographs * per_image, dim)
-    assert torch.equal(mean[1], torch.tensor([[1.0, 1.0, 0.5, 0.0]]).expand(6, 4))
+def test_each_crop_gets_the_next_photographs_crop_under_its_own_mask_or_its_buckets_mean():
+    photographs, per_image = 3, 2
+    n = photographs * per_image
+    images = torch.arange(n, dtype=torch.float32)[:, None, None, None].expand(n, 3, 4, 4).clone() + 1
+    masks = {"a": torch.zeros(n, 1, 4, 4), "b": torch.zeros(n, 1, 4, 4)}
+    masks["b"][:, :, :2] = 1  # half of every crop a hole: the feature sees half the pixels
+
+    def dino(x):  # the masked crop's mean value
+        return x.mean((1, 2, 3))[:, None]
+
+    got = other_photograph(dino, images, masks, per_image, batch=4).view(2, n)
+    wanted = torch.tensor([(i + per_image) % n + 1.0 for i in range(n)])
+    assert torch.equal(got[0], wanted) and torch.equal(got[1], wanted / 2)
+    with pytest.raises(ValueError, match="at least 2 held-out photographs, got 1"):
+        other_photograph(dino, images[:2], {"a": masks["a"][:2]}, per_image)
+    f = torch.tensor([[b, p, 0.0] for b in range(2) for p in range(4)])
+    assert torch.equal(bucket_means(f, 2).view(2, 4, 3)[1], torch.tensor([[1.0, 1.5, 0.0]]).expand(4, 3))
 
 
 def test_a_replay_gives_rows_in_call_order_and_refuses_to_run_past_its_end():

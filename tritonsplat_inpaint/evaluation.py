@@ -91,6 +91,17 @@ class HeldOut:
                     bar.update(len(images))
             self.fills[bucket] |= {name: torch.cat([p[k] for p in parts]) for k, name in enumerate(todo)}
 
+    def crops_digest(self) -> str:
+        """A digest of the crops and their masks: two evaluations with the same digest
+        scored the same crops under the same holes (what `model.compare` pairs)."""
+        import hashlib
+
+        digest = hashlib.sha256(json.dumps([self.per_image, list(self.images.shape)]).encode())
+        digest.update(self.images.numpy().tobytes())
+        for bucket, m in self.masks.items():
+            digest.update(bucket.encode() + m.numpy().tobytes())
+        return digest.hexdigest()[:16]
+
     def key(self, judge: Judge | None, judge_per_image: int) -> str:
         """What the classical methods' scores on these crops depend on, as a file name: the
         crops and masks themselves, the methods and the libraries that run them."""
@@ -218,13 +229,17 @@ def evaluate(net, cfg: Config, per_image: int = PER_IMAGE, batch: int = 8, held:
     network's own fills are made. `detail` > 0: also the row `DETAILED`, the network's
     outputs given the crop's own fine detail at that weight (`with_detail`), paired
     against every method in `results["paired_detail"]`."""
+    if not 0 <= detail <= 1:
+        raise ValueError(f"detail: expected a weight from 0 to 1, got {detail}")
     own = held is None
     held = HeldOut(cfg, per_image, methods=[]) if own else held
     key = held.key(judge, judge_per_image) if cache else None
     known = (_cached_classical(key) if key else None) or {}
     images = held.images
     results: dict = {"images": len(images), "held_out": held.names, "per_image": per_image, "buckets": {},
-                     "paired": {}, "judge": judge.source if judge else None}  # fmt: skip
+                     "paired": {}, "judge": judge.source if judge else None, "crops": held.crops_digest(),
+                     "judge_input": judge.size if judge else None,
+                     "detail": {"weight": detail, "scale": DETAIL_SCALE} if detail > 0 else None}  # fmt: skip
     subset = judged_crops(held, judge_per_image) if judge else None
     truth = judge.features(images[subset]) if judge else None
     results["judged_crops"] = len(subset) if judge else 0

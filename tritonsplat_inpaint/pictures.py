@@ -58,20 +58,21 @@ def big_hole(height: int, width: int, fraction: float = 0.35) -> torch.Tensor:
     return y[:, None] ** 2 + x[None] ** 2 <= 1
 
 
-def texture_example(net, paths: list[Path], out: Path, max_side: int = 1024) -> dict:
+def texture_example(net, paths: list[Path], out: Path, max_side: int = 1024, detail: float | None = None) -> dict:
     """Inpaint a big hole at full size in the held-out photograph with the most texture
     (of `paths`, read with its long side at most `max_side`) with the model (with and
     without the fine detail of `detail.transfer_detail`) and each classical method; write
     `out` (the whole pictures, then the hole's region enlarged) and return each method's
-    hole PSNR and texture ratio."""
-    from .infer import inpaint
+    hole PSNR and texture ratio. `detail`: the fine detail's weight (None: `inpaint`'s)."""
+    from .infer import DETAIL, inpaint
 
     images = [_fit(load_rgb(p, 64, None), max_side) for p in paths]  # one full-size photograph at a time
     j = max(range(len(images)), key=lambda i: texture_energy(images[i]))
     image = images[j]
     hole = big_hole(*image.shape[-2:])
     m = hole[None].float()
-    fills = {"model": inpaint(net, image, hole)[0], "model, no detail": inpaint(net, image, hole, detail=0.0)[0]}
+    fills = {"model": inpaint(net, image, hole, detail=DETAIL if detail is None else detail)[0],
+             "model, no detail": inpaint(net, image, hole, detail=0.0)[0]}
     for key in FULL_SIZE_METHODS:
         fills[key] = PREFILLS[key](image * (1 - m), m) * m + image * (1 - m)
     scores = {k: {"hole_psnr": hole_psnr(v, image, hole), "texture": texture_ratio(v[None], image[None], m[None])}

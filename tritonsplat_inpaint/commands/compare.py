@@ -19,9 +19,7 @@ import json
 from pathlib import Path
 
 from ..cli import Defaults, add_debug, entry, prog, write_report
-from ..evaluation import MODEL, PER_CROP, paired
-
-BLEND = "starting blend (model before training)"
+from ..evaluation import BLEND, MODEL, PER_CROP, paired
 
 
 def load_results(path: Path) -> dict:
@@ -43,11 +41,18 @@ def compare(results: dict[str, dict], reference: str) -> dict:
         raise ValueError(f"--reference: expected one of {', '.join(results)}, got {reference!r}")
     ref = results[reference]
     for name, r in results.items():
-        for key in ("held_out", "per_image"):
-            if r.get(key) != ref.get(key):
+        # the crops' digest where both have it (evaluations since 2026-12-06), else what
+        # decides the crops but the photographs' contents and the crop size
+        keys = ("crops",) if "crops" in r and "crops" in ref else ("held_out", "per_image", "images")
+        for key in (*keys, "buckets"):
+            mine, theirs = r.get(key), ref.get(key)
+            if key == "buckets":
+                mine, theirs = list(mine), list(theirs)
+            if mine != theirs:
                 raise ValueError(f"evaluations: {name} and {reference} scored different crops ({key} differs: "
-                                 f"{r.get(key)!r} against {ref.get(key)!r}); evaluate both with the same "
+                                 f"{mine!r} against {theirs!r}); evaluate both with the same "
                                  "--per-image on the same held-out photographs")
+    judged = {name: (r.get("judge"), r.get("judged_crops"), r.get("judge_input")) for name, r in results.items()}
     rows: dict = {}
     for name, r in results.items():
         rows[name] = {}
@@ -59,9 +64,11 @@ def compare(results: dict[str, dict], reference: str) -> dict:
                                                 torch.tensor(methods[BLEND]["psnr_per_image"]))
             if name != reference:
                 theirs = ref["buckets"][bucket][MODEL]
+                same_judge = judged[name] == judged[reference]  # perceptual scores pair only then
                 row["minus_reference"] = {
                     k: paired(torch.tensor(ours[f"{k}_per_image"]), torch.tensor(theirs[f"{k}_per_image"]))
-                    for k in PER_CROP if f"{k}_per_image" in ours and f"{k}_per_image" in theirs
+                    for k in PER_CROP
+                    if f"{k}_per_image" in ours and f"{k}_per_image" in theirs and (k != "perceptual" or same_judge)
                 }
             rows[name][bucket] = row
     return {"reference": reference, "per_image": ref.get("per_image"), "images": ref.get("images"),

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     grid(examples, args.out / "examples.png")
     if args.full_size:
-        results["full_size"] = texture_example(net, data_paths(cfg)[1], args.out / "texture.png")
+        results["full_size"] = texture_example(net, data_paths(cfg)[1], args.out / "texture.png",
+                                               detail=args.detail or DETAIL)
     write_report(args.out, "results", results, markdown(results, net.dino_source))
     return 0
 

@@ -3,8 +3,8 @@ held-out crops with its own DINO feature, then with that feature replaced, crop 
 
     OMP_NUM_THREADS=1 python -m bench.dino_probe [--ckpt RELEASE] [--per-image 48] [--out docs/model/dino_probe]
 
-Three evaluations of one checkpoint on the same crops and masks (`evaluation.evaluate`,
-PSNR and SSIM, the classical scores from the cache):
+Three evaluations of one checkpoint on the same crops and masks (`evaluation.evaluate`
+with the DINOv2 judge, the classical scores from model.evaluate's cache):
 
 - own: each crop conditioned on its own masked-image DINO feature (the release as it is);
 - other photograph: on the DINO feature of the same crop of another held-out photograph
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     from tritonsplat_inpaint.cli import set_threads, write_report
     from tritonsplat_inpaint.commands import compare
     from tritonsplat_inpaint.evaluation import HeldOut, evaluate
+    from tritonsplat_inpaint.perceptual import Judge
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", type=Path, default=RELEASED, help="checkpoint or run folder")
@@ -106,17 +107,21 @@ def main(argv: list[str] | None = None) -> int:
     net, cfg = load_model(args.ckpt)
     if net.dino is None:
         raise SystemExit(f"--ckpt {args.ckpt}: this network has no DINO branch to probe")
+    ok, why = Judge.available()
+    if not ok:
+        raise SystemExit(f"no judge: {why}")
+    judge = Judge()  # as model.evaluate's: the classical scores then come from its cache
+    # the crops, masks and the network's own classical fills, made once for the three runs
+    held = HeldOut(cfg, args.per_image, methods=list(net.fills))
     recorder = Recorded(net.dino)
     net.dino = recorder
-    runs = {"own": evaluate(net, cfg, args.per_image)[0]}
+    runs = {"own": evaluate(net, cfg, args.per_image, held=held, judge=judge)[0]}
     features = torch.cat(recorder.features)
-    held = HeldOut(cfg, args.per_image, methods=[])  # the same crops and masks, for the other photograph's features
     replays = {"other-photograph": other_photograph(recorder.inner, held.images, held.masks, args.per_image),
                "mean": bucket_means(features, len(held.masks))}  # fmt: skip
-    del held
     for name, replay in replays.items():
         net.dino = Replayed(replay)
-        runs[name] = evaluate(net, cfg, args.per_image)[0]
+        runs[name] = evaluate(net, cfg, args.per_image, held=held, judge=judge)[0]
         if net.dino.next != len(replay):
             raise RuntimeError(f"replay {name}: {net.dino.next} of {len(replay)} features used: "
                                "the crops' order changed")  # fmt: skip

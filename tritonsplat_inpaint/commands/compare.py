@@ -79,32 +79,31 @@ def markdown(summary: dict) -> str:
     rows = summary["evaluations"]
     ref = summary["reference"]
     buckets = list(next(iter(rows.values())))
-    lines = [
+    both = [f"{score} {b}" for b in buckets for score in ("PSNR", "SSIM")]
+    differenced = {name: per for name, per in rows.items() if name != ref}
+    return "\n".join([
         f"{summary['per_image']} crops of each held-out photograph, the same crops and masks for every "
         f"evaluation. PSNR (dB) and SSIM of the model per hole bucket; its PSNR over its own starting blend; "
         f"and its paired difference from **{ref}** on the same crops, +- the standard error of the mean "
         "difference.",
         "",
-        "| evaluation | " + " | ".join(f"PSNR {b} | SSIM {b}" for b in buckets) + " |",
-        "| --- | " + " | ".join("---: | ---:" for _ in buckets) + " |",
-    ]
-    for name, per in rows.items():
-        cells = [f"{per[b]['psnr']:.3f} | {per[b]['ssim']:.4f}" for b in buckets]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "| PSNR over its blend | " + " | ".join(buckets) + " |",
-              "| --- | " + " | ".join("---:" for _ in buckets) + " |"]  # fmt: skip
-    for name, per in rows.items():
-        cells = [_pm(per[b]["psnr_over_blend"], 3) if "psnr_over_blend" in per[b] else "-" for b in buckets]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", f"| minus {ref} | " + " | ".join(f"PSNR {b} | SSIM {b}" for b in buckets) + " |",
-              "| --- | " + " | ".join("---: | ---:" for _ in buckets) + " |"]
-    for name, per in rows.items():
-        if name == ref:
-            continue
-        cells = [f"{_pm(per[b]['minus_reference']['psnr'], 3)} | {_pm(per[b]['minus_reference']['ssim'], 5)}"
-                 for b in buckets]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        *_table(["evaluation", *both], {name: [f"{per[b][k]:.{d}f}" for b in buckets
+                                               for k, d in (("psnr", 3), ("ssim", 4))] for name, per in rows.items()}),
+        "",
+        *_table(["PSNR over its blend", *buckets],
+                {name: [_pm(per[b]["psnr_over_blend"], 3) if "psnr_over_blend" in per[b] else "-" for b in buckets]
+                 for name, per in rows.items()}),
+        "",
+        *_table([f"minus {ref}", *both], {name: [_pm(per[b]["minus_reference"][k], d) for b in buckets
+                                                  for k, d in (("psnr", 3), ("ssim", 5))]
+                                           for name, per in differenced.items()}),
+    ])  # fmt: skip
+
+
+def _table(heads: list[str], rows: dict[str, list[str]]) -> list[str]:
+    """A markdown table: a row per name, its first column the name, the others right-aligned."""
+    return ["| " + " | ".join(heads) + " |", "| --- |" + " ---: |" * (len(heads) - 1),
+            *(f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows.items())]  # fmt: skip
 
 
 def _pm(p: dict, digits: int) -> str:

@@ -52,7 +52,10 @@ def compare(results: dict[str, dict], reference: str) -> dict:
                 raise ValueError(f"evaluations: {name} and {reference} scored different crops ({key} differs: "
                                  f"{mine!r} against {theirs!r}); evaluate both with the same "
                                  "--per-image on the same held-out photographs")
-    judged = {name: (r.get("judge"), r.get("judged_crops"), r.get("judge_input")) for name, r in results.items()}
+    # the judge's input size is recorded since 2026-12-06: compared where both evaluations have it
+    sizes = {r.get("judge_input") for r in results.values()} - {None}
+    judged = {name: (r.get("judge"), r.get("judged_crops"), r.get("judge_input") if len(sizes) > 1 else None)
+              for name, r in results.items()}  # fmt: skip
     rows: dict = {}
     for name, r in results.items():
         rows[name] = {}
@@ -81,11 +84,14 @@ def markdown(summary: dict) -> str:
     buckets = list(next(iter(rows.values())))
     both = [f"{score} {b}" for b in buckets for score in ("PSNR", "SSIM")]
     differenced = {name: per for name, per in rows.items() if name != ref}
+    # the perceptual distance too where every difference has it (the same judge on the same crops)
+    scores = [("psnr", 3), ("ssim", 5)] + [("perceptual", 4)] * all(
+        "perceptual" in per[b]["minus_reference"] for per in differenced.values() for b in buckets)
     return "\n".join([
         f"{summary['per_image']} crops of each held-out photograph, the same crops and masks for every "
         f"evaluation. PSNR (dB) and SSIM of the model per hole bucket; its PSNR over its own starting blend; "
         f"and its paired difference from **{ref}** on the same crops, +- the standard error of the mean "
-        "difference.",
+        "difference (the DINOv2 perceptual distance too where both were judged alike: lower is better).",
         "",
         *_table(["evaluation", *both], {name: [f"{per[b][k]:.{d}f}" for b in buckets
                                                for k, d in (("psnr", 3), ("ssim", 4))] for name, per in rows.items()}),
@@ -94,9 +100,9 @@ def markdown(summary: dict) -> str:
                 {name: [_pm(per[b]["psnr_over_blend"], 3) if "psnr_over_blend" in per[b] else "-" for b in buckets]
                  for name, per in rows.items()}),
         "",
-        *_table([f"minus {ref}", *both], {name: [_pm(per[b]["minus_reference"][k], d) for b in buckets
-                                                  for k, d in (("psnr", 3), ("ssim", 5))]
-                                           for name, per in differenced.items()}),
+        *_table([f"minus {ref}", *(f"{k if k == 'perceptual' else k.upper()} {b}" for b in buckets for k, _ in scores)],
+                {name: [_pm(per[b]["minus_reference"][k], d) for b in buckets for k, d in scores]
+                 for name, per in differenced.items()}),
     ])  # fmt: skip
 
 

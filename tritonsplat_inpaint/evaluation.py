@@ -94,28 +94,27 @@ class HeldOut:
     def crops_digest(self) -> str:
         """A digest of the crops and their masks: two evaluations with the same digest
         scored the same crops under the same holes (what `model.compare` pairs)."""
-        import hashlib
-
-        digest = hashlib.sha256(json.dumps([self.per_image, list(self.images.shape)]).encode())
-        digest.update(self.images.numpy().tobytes())
-        for bucket, m in self.masks.items():
-            digest.update(bucket.encode() + m.numpy().tobytes())
-        return digest.hexdigest()[:16]
+        return self._digest([self.per_image, list(self.images.shape)])
 
     def key(self, judge: Judge | None, judge_per_image: int) -> str:
         """What the classical methods' scores on these crops depend on, as a file name: the
         crops and masks themselves, the methods and the libraries that run them."""
-        import hashlib
-
         import cv2
         import skimage
 
         what = [CLASSICAL_SCORES, self.names, self.per_image, list(self.images.shape), list(BASELINES.items()),
                 judge and [judge.source, judge.size, judge_per_image], cv2.__version__,
                 skimage.__version__]  # fmt: skip
+        return self._digest(what)
+
+    def _digest(self, what: list) -> str:
+        """16 hex digits of the sha256 of `what` (as JSON), the crops themselves and every
+        bucket's masks: a changed photograph or mask changes it."""
+        import hashlib
+
         digest = hashlib.sha256(json.dumps(what).encode())
-        digest.update(self.images.numpy().tobytes())  # the crops themselves: a changed photograph is a miss
-        for bucket, m in self.masks.items():  # and the masks: a changed mask is a miss
+        digest.update(self.images.numpy().tobytes())
+        for bucket, m in self.masks.items():
             digest.update(bucket.encode() + m.numpy().tobytes())
         return digest.hexdigest()[:16]
 
@@ -361,9 +360,9 @@ def markdown(results: dict, dino_source: str) -> str:
         for name in methods:
             cells = [COLUMNS[k][1].format(per[name][k]) for k in keys]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    for key, who in (("paired", "the model"), ("paired_detail", "the model with fine detail")):
+    for key, ours, who in (("paired", MODEL, "the model"), ("paired_detail", DETAILED, "the model with fine detail")):
         if results.get(key):
-            lines += _paired_table(results, key, who)
+            lines += _paired_table(results, key, ours, who)
     if results.get("full_size"):
         f = results["full_size"]
         lines += ["", f"Full size (texture.png): a big elliptical hole in {f['photograph']}, {f['size'][0]} x "
@@ -373,10 +372,10 @@ def markdown(results: dict, dino_source: str) -> str:
     return "\n".join(lines)
 
 
-def _paired_table(results: dict, key: str, who: str) -> list[str]:
-    """The markdown lines of a paired table: `who`'s score minus each method's per bucket."""
+def _paired_table(results: dict, key: str, ours: str, who: str) -> list[str]:
+    """The markdown lines of the paired table `results[key]`: row `ours` (called `who`)
+    minus each method, per bucket."""
     first = next(iter(results["buckets"].values()))
-    ours = MODEL if key == "paired" else DETAILED
     paired_keys = [k for k in PER_CROP if k in first[ours]]
     names = list(next(iter(results[key].values())))
     lines = [

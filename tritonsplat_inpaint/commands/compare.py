@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from ..cli import Defaults, add_debug, entry, prog, write_report
-from ..evaluation import BLEND, MODEL, PER_CROP, paired
+from ..evaluation import BLEND, COLUMNS, MODEL, PER_CROP, paired
 
 
 def load_results(path: Path) -> dict:
@@ -44,10 +44,8 @@ def compare(results: dict[str, dict], reference: str) -> dict:
         # the crops' digest where both have it (evaluations since 2026-12-06), else what
         # decides the crops but the photographs' contents and the crop size
         keys = ("crops",) if "crops" in r and "crops" in ref else ("held_out", "per_image", "images")
-        for key in (*keys, "buckets"):
-            mine, theirs = r.get(key), ref.get(key)
-            if key == "buckets":
-                mine, theirs = list(mine), list(theirs)
+        for key, mine, theirs in [(k, r.get(k), ref.get(k)) for k in keys] + [
+                ("buckets", list(r["buckets"]), list(ref["buckets"]))]:  # fmt: skip
             if mine != theirs:
                 raise ValueError(f"evaluations: {name} and {reference} scored different crops ({key} differs: "
                                  f"{mine!r} against {theirs!r}); evaluate both with the same "
@@ -61,7 +59,7 @@ def compare(results: dict[str, dict], reference: str) -> dict:
         rows[name] = {}
         for bucket, methods in r["buckets"].items():
             ours = methods[MODEL]
-            row = {k: ours[k] for k in ("psnr", "ssim", "perceptual", "fd_dino", "texture") if k in ours}
+            row = {k: ours[k] for k in COLUMNS if k in ours}
             if BLEND in methods:
                 row["psnr_over_blend"] = paired(torch.tensor(ours["psnr_per_image"]),
                                                 torch.tensor(methods[BLEND]["psnr_per_image"]))

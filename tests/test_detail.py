@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from model_helpers import tiny_config
 
+from tritonsplat_inpaint import detail
 from tritonsplat_inpaint.detail import hann, transfer_detail
 from tritonsplat_inpaint.infer import inpaint
 from tritonsplat_inpaint.network import build_model
@@ -100,6 +101,31 @@ def test_detail_is_copied_from_matching_known_blocks_with_its_amplitude():
     green = (filled - before)[1]
     for part in (green[48:80, 32:64], green[48:80, 192:224]):
         assert 0.07 < float((part - part.mean()).abs().mean()) < 0.1 * 1.42
+
+
+def _lag_correlation(a: torch.Tensor, lag: int) -> float:
+    """The correlation of `a` with itself `lag` pixels to the right."""
+    x, y = a[:, :-lag].flatten(), a[:, lag:].flatten()
+    return float(torch.corrcoef(torch.stack([x, y]))[0, 1])
+
+
+def test_blocks_are_not_one_block_repeated(monkeypatch):
+    """On a flat colour with fine noise every block's guide is the same: chosen by its guide
+    alone the hole is one block repeated, a grid; chosen to agree with what is placed
+    around it, the blocks differ."""
+    g = torch.Generator().manual_seed(0)
+    image = (0.5 + 0.15 * (torch.rand(1, 160, 192, generator=g) - 0.5)).expand(3, -1, -1).clone()
+    hole = torch.zeros(160, 192, dtype=torch.bool)
+    hole[48:112, 64:128] = True
+    added = {}
+    for candidates in (1, detail.CANDIDATES):
+        monkeypatch.setattr(detail, "CANDIDATES", candidates)
+        filled = _smooth_fill(image, hole, 4)
+        before = filled.clone()
+        transfer_detail(image, filled, hole, hole, 4, 1.0)
+        added[candidates] = (filled - before)[0, 56:104, 72:120]
+    assert _lag_correlation(added[1], 8) > 0.9  # the guide alone: a period of one stride
+    assert abs(_lag_correlation(added[detail.CANDIDATES], 8)) < 0.3
 
 
 def test_nothing_to_do_leaves_the_fill_alone():

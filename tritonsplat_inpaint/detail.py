@@ -3,17 +3,25 @@
 A hole filled at scale `1/f` and brought back bilinearly carries nothing finer than `f`
 pixels: on grass, bark or water a smooth smudge. `transfer_detail` gives it the
 photograph's own fine detail: the hole is covered by blocks `4f` pixels wide at a stride
-of `2f`; each block is matched, by its `4 x 4` pixels at the working scale (the fill
-there), to the most similar block of known pixels near the hole; and the matched block's
-detail band (its full-resolution pixels minus their own `1/f`-scale version brought back
-the same way) is added to the fill, weighted by a Hann window so that blocks meet without
-seams, and blended so that the detail keeps most of its amplitude where blocks overlap.
+of `2f`; for each block the known blocks near the hole most like it by their `4 x 4`
+pixels at the working scale (the fill there) are the candidates, and of these the one
+whose detail band (its full-resolution pixels minus their own `1/f`-scale version brought
+back the same way) best agrees with what the block's pixels already hold is copied: the
+photograph's own detail where they are known, the blocks placed before where they are
+not. The blocks are placed from the hole's edge inwards, so the copied texture agrees
+with the texture around the hole and with itself, instead of repeating the one best
+match in a grid. The
+chosen band is added to the fill under a Hann window, so that blocks meet without seams,
+and blended so that the detail keeps most of its amplitude where blocks overlap.
 
 The idea is image quilting's (Efros and Freeman, "Image quilting for texture synthesis
 and transfer", 2001: texture copied patch by patch from the image itself, matched to a
-guide) applied to one band of a Laplacian pyramid (Burt and Adelson, 1983): the learned
-(or classical) fill decides the colours and shapes at the working scale, the copied
-band only the texture under them.
+guide and to the overlap with the patches placed before it) applied to one band of a
+Laplacian pyramid (Burt and Adelson, 1983), filled from the hole's edge inwards as
+exemplar-based inpainting fills (Criminisi, Perez and Toyama, 2004; here simply by the
+distance from the known pixels): the learned
+(or classical) fill decides the colours and shapes at the working scale, the copied band
+only the texture under them.
 
 This adds texture at the price of pixel accuracy: copied detail is not the truth's, so
 it raises the squared error by about the added detail's own energy (which scales with
@@ -30,6 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+CANDIDATES = 16  # the known blocks nearest a block's guide among which its overlap decides
+OVERLAP_WEIGHT = 2.0  # weight of the overlap's mean squared disagreement beside the guide's
 MAX_CANDIDATES = 40_000  # known blocks searched per hole (a strided subset beyond)
 SEARCH_MARGIN = 1.0  # the search region: the hole's bounding box grown by this many of its sizes
 
@@ -68,6 +78,38 @@ def transfer_detail(result: torch.Tensor, filled: torch.Tensor, hole: torch.Tens
     return done
 
 
+def _bands(result: torch.Tensor, cells: torch.Tensor, sa: torch.Tensor, sb: torch.Tensor, f: int) -> torch.Tensor:
+    """The detail bands of the known blocks at cells (`sa`, `sb`): each block's 4f x 4f
+    pixels minus their 1/f version brought back bilinearly (from its 6 x 6 cells, so that
+    the block's edges are interpolated as inside the photograph). [len(sa), 3, 4f, 4f]"""
+    size = 4 * f
+    span = torch.arange(-1, 5)
+    around = cells[:, (sa[:, None] + span)[:, :, None], (sb[:, None] + span)[:, None, :]].permute(1, 0, 2, 3)
+    low = F.interpolate(around, scale_factor=f, mode="bilinear", align_corners=False)[:, :, f : 5 * f, f : 5 * f]
+    pix = torch.arange(size)
+    ys, xs = (sa[:, None] * f + pix)[:, :, None], (sb[:, None] * f + pix)[:, None, :]
+    return result[:, ys, xs].permute(1, 0, 2, 3) - low
+
+
+def _held(result: torch.Tensor, padded_cells: torch.Tensor, known: torch.Tensor, acc: torch.Tensor, wsum: torch.Tensor,
+          ti: int, ci: int, f: int) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """What the block at cell (`ti`, `ci`) already holds, and how surely: the photograph's
+    own detail band where its cells are known (weight 1), the mean of the blocks placed
+    so far where they are not (`acc / wsum`, weight the windows' sum up to 1), nothing
+    outside the photograph. `padded_cells`: the 1/f image, 3 cells of margin on top and
+    left; `known`: [cells] bool, 2 of margin; `acc`, `wsum`: this block's part of the
+    accumulators. ([3, 4f, 4f], [4f, 4f])"""
+    H, W = result.shape[-2:]
+    size = 4 * f
+    rows, cols = torch.arange(ti * f, ti * f + size), torch.arange(ci * f, ci * f + size)
+    inside = ((rows >= 0) & (rows < H))[:, None] & ((cols >= 0) & (cols < W))[None]
+    seen = known[ti + 2 : ti + 6, ci + 2 : ci + 6].repeat_interleave(f, 0).repeat_interleave(f, 1) & inside
+    low = F.interpolate(padded_cells[None, :, ti + 2 : ti + 8, ci + 2 : ci + 8], scale_factor=f, mode="bilinear",
+                        align_corners=False)[0, :, f : 5 * f, f : 5 * f]  # fmt: skip
+    own = result[:, rows.clamp(0, H - 1)][:, :, cols.clamp(0, W - 1)] - low
+    return torch.where(seen, own, acc / wsum.clamp_min(1e-6)), torch.where(seen, 1.0, wsum.clamp(max=1.0))
+
+
 def _one_hole(result: torch.Tensor, filled: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor,
               component: torch.Tensor, here: torch.Tensor, f: int, strength: float) -> int:  # fmt: skip
     """`transfer_detail` for one connected hole, `component` ([h, w] bool) on the cell grid."""
@@ -99,22 +141,40 @@ def _one_hole(result: torch.Tensor, filled: torch.Tensor, cells: torch.Tensor, c
     if len(aa) == 0:
         return 0
     sources = grid[:, aa + 4, bb + 4].permute(1, 0, 2, 3).reshape(len(aa), -1)
-    best = torch.cat([torch.cdist(g, sources).argmin(1) for g in guides.split(256)])
+    k = min(CANDIDATES, len(aa))
+    near = [torch.cdist(g, sources).topk(k, largest=False) for g in guides.split(256)]
+    guide_err = torch.cat([d for d, _ in near]).square() / guides.shape[1]  # [blocks, k]: mean squared
+    choices = torch.cat([i for _, i in near])
     size = 4 * f
     window = hann(size)[:, None] * hann(size)[None]
-    # accumulated over the blocks' bounding box: the weighted detail and the weights' squares
+    # the blocks' bounding box, over which the chosen detail, the weights and the weights'
+    # squares are accumulated
     by0, bx0 = int(tops.min()) * f, int(lefts.min()) * f
     by1, bx1 = int(tops.max()) * f + size, int(lefts.max()) * f + size
     acc = torch.zeros(3, by1 - by0, bx1 - bx0)
+    wsum = torch.zeros(by1 - by0, bx1 - bx0)
     power = torch.zeros(by1 - by0, bx1 - bx0)
-    for t, c, k in zip((tops * f).tolist(), (lefts * f).tolist(), best.tolist(), strict=True):
-        sa, sb = int(aa[k]), int(bb[k])
-        # the source block's detail band: its pixels minus their 1/f version brought back
-        low = F.interpolate(cells[None, :, sa - 1 : sa + 5, sb - 1 : sb + 5], scale_factor=f, mode="bilinear",
-                            align_corners=False)[0, :, f : 5 * f, f : 5 * f]  # fmt: skip
-        detail = result[:, sa * f : sa * f + size, sb * f : sb * f + size] - low
-        acc[:, t - by0 : t - by0 + size, c - bx0 : c - bx0 + size] += detail * window
-        power[t - by0 : t - by0 + size, c - bx0 : c - bx0 + size] += window.square()
+    # (blocks start from cell -2 and end at most 4 cells past the last)
+    known = ~F.pad(cell_hole, (2, 4, 2, 4), value=True)  # cell (a, b) at (a + 2, b + 2); outside: not known
+    padded_cells = F.pad(cells[None], (3, 4, 3, 4), mode="replicate")[0]  # cell (a, b) at (a + 3, b + 3)
+    # the blocks nearest the known pixels first (their centres' distance from them, in
+    # cells), so that each agrees with the photograph's own detail at the hole's edge or
+    # with blocks placed before it
+    depth = torch.from_numpy(cv2.distanceTransform(cell_hole.numpy().astype(np.uint8), cv2.DIST_L2, 3))
+    depth = F.pad(depth, (0, 4, 0, 4))[(tops + 1).clamp(0, h - 1), (lefts + 1).clamp(0, w - 1)]
+    for n in torch.argsort(depth, stable=True).tolist():
+        ti, ci = int(tops[n]), int(lefts[n])
+        bands = _bands(result, cells, aa[choices[n]], bb[choices[n]], f)  # [k, 3, size, size]
+        box = (slice(ti * f - by0, ti * f - by0 + size), slice(ci * f - bx0, ci * f - bx0 + size))
+        err = guide_err[n]
+        if k > 1:
+            held, weight = _held(result, padded_cells, known, acc[:, box[0], box[1]], wsum[box], ti, ci, f)
+            if float(weight.sum()) > 0:
+                err = err + OVERLAP_WEIGHT * ((bands - held).square() * weight).sum((1, 2, 3)) / (3 * weight.sum())
+        pick = int(err.argmin())
+        acc[:, box[0], box[1]] += bands[pick] * window
+        wsum[box] += window
+        power[box] += window.square()
     # blocks of unrelated detail averaged with weights that sum to one lose up to half their
     # amplitude where they overlap; divided by the root of the weights' squares they would
     # keep it (variance-preserving blending, as in Heitz and Neyret, "High-performance

@@ -91,23 +91,24 @@ def _bands(result: torch.Tensor, cells: torch.Tensor, sa: torch.Tensor, sb: torc
     return result[:, ys, xs].permute(1, 0, 2, 3) - low
 
 
-def _held(result: torch.Tensor, padded_cells: torch.Tensor, known: torch.Tensor, acc: torch.Tensor, wsum: torch.Tensor,
-          ti: int, ci: int, f: int) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """What the block at cell (`ti`, `ci`) already holds, and how surely: the photograph's
-    own detail band where its cells are known (weight 1), the mean of the blocks placed
-    so far where they are not (`acc / wsum`, weight the windows' sum up to 1), nothing
-    outside the photograph. `padded_cells`: the 1/f image, 3 cells of margin on top and
-    left; `known`: [cells] bool, 2 of margin; `acc`, `wsum`: this block's part of the
-    accumulators. ([3, 4f, 4f], [4f, 4f])"""
+def _own_bands(result: torch.Tensor, padded_cells: torch.Tensor, known: torch.Tensor, top: torch.Tensor,
+               left: torch.Tensor, f: int) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The photograph's own detail band under the blocks at cells (`top`, `left`) and where
+    it is known: ([n, 3, 4f, 4f], [n, 4f, 4f] bool: the block's cells known and inside the
+    photograph). `padded_cells`: the 1/f image with 3 cells of margin on top and left;
+    `known`: [cells] bool with 2."""
     H, W = result.shape[-2:]
-    size = 4 * f
-    rows, cols = torch.arange(ti * f, ti * f + size), torch.arange(ci * f, ci * f + size)
-    inside = ((rows >= 0) & (rows < H))[:, None] & ((cols >= 0) & (cols < W))[None]
-    seen = known[ti + 2 : ti + 6, ci + 2 : ci + 6].repeat_interleave(f, 0).repeat_interleave(f, 1) & inside
-    low = F.interpolate(padded_cells[None, :, ti + 2 : ti + 8, ci + 2 : ci + 8], scale_factor=f, mode="bilinear",
-                        align_corners=False)[0, :, f : 5 * f, f : 5 * f]  # fmt: skip
-    own = result[:, rows.clamp(0, H - 1)][:, :, cols.clamp(0, W - 1)] - low
-    return torch.where(seen, own, acc / wsum.clamp_min(1e-6)), torch.where(seen, 1.0, wsum.clamp(max=1.0))
+    pix = torch.arange(4 * f)
+    rows, cols = top[:, None] * f + pix, left[:, None] * f + pix
+    inside = ((rows >= 0) & (rows < H))[:, :, None] & ((cols >= 0) & (cols < W))[:, None, :]
+    span4, span6 = torch.arange(4), torch.arange(6)
+    cell_known = known[(top[:, None] + 2 + span4)[:, :, None], (left[:, None] + 2 + span4)[:, None, :]]
+    seen = cell_known.repeat_interleave(f, 1).repeat_interleave(f, 2) & inside
+    around = padded_cells[:, (top[:, None] + 2 + span6)[:, :, None], (left[:, None] + 2 + span6)[:, None, :]]
+    low = F.interpolate(around.permute(1, 0, 2, 3), scale_factor=f, mode="bilinear",
+                        align_corners=False)[:, :, f : 5 * f, f : 5 * f]  # fmt: skip
+    own = result[:, rows.clamp(0, H - 1)[:, :, None], cols.clamp(0, W - 1)[:, None, :]].permute(1, 0, 2, 3) - low
+    return own, seen
 
 
 def _one_hole(result: torch.Tensor, filled: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor,
@@ -162,19 +163,32 @@ def _one_hole(result: torch.Tensor, filled: torch.Tensor, cells: torch.Tensor, c
     # with blocks placed before it
     depth = torch.from_numpy(cv2.distanceTransform(cell_hole.numpy().astype(np.uint8), cv2.DIST_L2, 3))
     depth = F.pad(depth, (0, 4, 0, 4))[(tops + 1).clamp(0, h - 1), (lefts + 1).clamp(0, w - 1)]
-    for n in torch.argsort(depth, stable=True).tolist():
-        ti, ci = int(tops[n]), int(lefts[n])
-        bands = _bands(result, cells, aa[choices[n]], bb[choices[n]], f)  # [k, 3, size, size]
-        box = (slice(ti * f - by0, ti * f - by0 + size), slice(ci * f - bx0, ci * f - bx0 + size))
-        err = guide_err[n]
-        if k > 1:
-            held, weight = _held(result, padded_cells, known, acc[:, box[0], box[1]], wsum[box], ti, ci, f)
-            if float(weight.sum()) > 0:
-                err = err + OVERLAP_WEIGHT * ((bands - held).square() * weight).sum((1, 2, 3)) / (3 * weight.sum())
-        pick = int(err.argmin())
-        acc[:, box[0], box[1]] += bands[pick] * window
-        wsum[box] += window
-        power[box] += window.square()
+    # blocks 2 apart on both axes (a stride of 4 cells, their width) never overlap: those of
+    # one depth and one parity are chosen together, as they would be one after the other
+    wave = depth.floor().long() * 4 + (tops // 2 % 2) * 2 + lefts // 2 % 2
+    per_chunk = max(1, 2**22 // (k * 3 * size * size))  # blocks whose candidates take about 16 MB
+    pix = torch.arange(size)
+    for g in torch.unique(wave).tolist():
+        for n in torch.nonzero(wave == g)[:, 0].split(per_chunk):
+            bands = _bands(result, cells, aa[choices[n]].flatten(), bb[choices[n]].flatten(), f)
+            bands = bands.view(len(n), k, 3, size, size)
+            rows = (tops[n, None] * f - by0 + pix)[:, :, None]  # [n, size, 1]: in the bounding box
+            cols = (lefts[n, None] * f - bx0 + pix)[:, None, :]
+            err = guide_err[n]
+            if k > 1:
+                own, seen = _own_bands(result, padded_cells, known, tops[n], lefts[n], f)
+                placed = wsum[rows, cols]  # [n, size, size]
+                held = torch.where(
+                    seen[:, None], own, acc[:, rows, cols].permute(1, 0, 2, 3) / placed.clamp_min(1e-6)[:, None]
+                )
+                weight = torch.where(seen, 1.0, placed.clamp(max=1.0))[:, None, None]  # [n, 1, 1, size, size]
+                total = weight.sum((2, 3, 4)) * 3  # [n, 1]
+                disagree = ((bands - held[:, None]).square() * weight).sum((2, 3, 4)) / total.clamp_min(1e-12)
+                err = err + OVERLAP_WEIGHT * disagree
+            chosen = bands[torch.arange(len(n)), err.argmin(1)]  # [n, 3, size, size]
+            acc[:, rows, cols] += (chosen * window).permute(1, 0, 2, 3)
+            wsum[rows, cols] += window
+            power[rows, cols] += window.square()
     # blocks of unrelated detail averaged with weights that sum to one lose up to half their
     # amplitude where they overlap; divided by the root of the weights' squares they would
     # keep it (variance-preserving blending, as in Heitz and Neyret, "High-performance

@@ -111,47 +111,42 @@ def _own_bands(result: torch.Tensor, padded_cells: torch.Tensor, known: torch.Te
     return own, seen
 
 
-def _one_hole(result: torch.Tensor, filled: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor,
-              component: torch.Tensor, here: torch.Tensor, f: int, strength: float) -> int:  # fmt: skip
-    """`transfer_detail` for one connected hole, `component` ([h, w] bool) on the cell grid."""
-    H, W = here.shape
-    h, w = cells.shape[-2:]
-    # the blocks (4 x 4 cells, at a stride of 2) that touch the hole: every cell of it lies
-    # in two blocks per axis; block (i, j) starts at cell (2i - 2, 2j - 2)
-    padded = F.pad(component[None, None].float(), (2, 2 + w % 2, 2, 2 + h % 2))
-    touched = F.max_pool2d(padded, 4, 2)[0, 0] > 0
-    bi, bj = torch.nonzero(touched, as_tuple=True)
-    tops, lefts = 2 * bi - 2, 2 * bj - 2  # in cells
-    # their guides: the filled image's 4 x 4 cells under each (edge-replicated outside)
-    grid = F.pad(cells[None], (4, 4, 4, 4), mode="replicate")[0].unfold(1, 4, 1).unfold(2, 4, 1)
-    guides = grid[:, tops + 4, lefts + 4].permute(1, 0, 2, 3).reshape(len(tops), -1)
-    # the sources: known blocks near the hole whose one-cell margin (6 x 6 cells) is known
-    # too, lying wholly inside the photograph
+def _sources(cell_hole: torch.Tensor, component: torch.Tensor, H: int, W: int, f: int) -> tuple | None:
+    """The known blocks that may give a hole (`component`, on the cell grid) its detail:
+    the cells (rows, cols) where blocks lie near the hole (within `SEARCH_MARGIN` of its
+    size), wholly inside the photograph, their one-cell margin (6 x 6 cells) known too; a
+    strided subset beyond `MAX_CANDIDATES`. None where there is none."""
+    h, w = cell_hole.shape
     ys, xs = torch.nonzero(component, as_tuple=True)
     y0, y1, x0, x1 = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
     my, mx = int((y1 - y0 + 1) * SEARCH_MARGIN) + 4, int((x1 - x0 + 1) * SEARCH_MARGIN) + 4
     a_lo, a_hi = max(1, y0 - my), min(h - 5, (H - 4 * f) // f, y1 + my)
     b_lo, b_hi = max(1, x0 - mx), min(w - 5, (W - 4 * f) // f, x1 + mx)
     if a_hi < a_lo or b_hi < b_lo:
-        return 0
+        return None
     stride = max(1, math.ceil(math.sqrt((a_hi - a_lo + 1) * (b_hi - b_lo + 1) / MAX_CANDIDATES)))
     aa, bb = torch.meshgrid(torch.arange(a_lo, a_hi + 1, stride), torch.arange(b_lo, b_hi + 1, stride), indexing="ij")
     bad = F.max_pool2d(cell_hole[None, None].float(), 6, 1)[0, 0] > 0  # index (a - 1, b - 1): cells a-1 .. a+4
     free = ~bad[aa - 1, bb - 1]
     aa, bb = aa[free], bb[free]
     if len(aa) == 0:
-        return 0
-    sources = grid[:, aa + 4, bb + 4].permute(1, 0, 2, 3).reshape(len(aa), -1)
-    k = min(CANDIDATES, len(aa))
-    near = [torch.cdist(g, sources).topk(k, largest=False) for g in guides.split(256)]
-    guide_err = torch.cat([d for d, _ in near]).square() / guides.shape[1]  # [blocks, k]: mean squared
-    choices = torch.cat([i for _, i in near])
+        return None
+    return aa, bb
+
+
+def _quilt(result: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor,
+           cand_rows: torch.Tensor, cand_cols: torch.Tensor, guide_err: torch.Tensor, f: int,
+           box: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Choose each block's detail among its candidates and accumulate it: the blocks at
+    cells (`tops`, `lefts`), their candidates the known blocks at cells (`cand_rows`,
+    `cand_cols`) ([blocks, k] each) with the guide's mean squared error `guide_err`.
+    Returns the windowed detail summed over `box` (top, left, bottom, right in pixels) and
+    the windows' squares summed: ([3, h, w], [h, w])."""
     size = 4 * f
     window = hann(size)[:, None] * hann(size)[None]
-    # the blocks' bounding box, over which the chosen detail, the weights and the weights'
-    # squares are accumulated
-    by0, bx0 = int(tops.min()) * f, int(lefts.min()) * f
-    by1, bx1 = int(tops.max()) * f + size, int(lefts.max()) * f + size
+    by0, bx0, by1, bx1 = box
+    h, w = cells.shape[-2:]
+    k = cand_rows.shape[1]
     acc = torch.zeros(3, by1 - by0, bx1 - bx0)
     wsum = torch.zeros(by1 - by0, bx1 - bx0)
     power = torch.zeros(by1 - by0, bx1 - bx0)
@@ -170,7 +165,7 @@ def _one_hole(result: torch.Tensor, filled: torch.Tensor, cells: torch.Tensor, c
     pix = torch.arange(size)
     for g in torch.unique(wave).tolist():
         for n in torch.nonzero(wave == g)[:, 0].split(per_chunk):
-            bands = _bands(result, cells, aa[choices[n]].flatten(), bb[choices[n]].flatten(), f)
+            bands = _bands(result, cells, cand_rows[n].flatten(), cand_cols[n].flatten(), f)
             bands = bands.view(len(n), k, 3, size, size)
             rows = (tops[n, None] * f - by0 + pix)[:, :, None]  # [n, size, 1]: in the bounding box
             cols = (lefts[n, None] * f - bx0 + pix)[:, None, :]
@@ -189,6 +184,39 @@ def _one_hole(result: torch.Tensor, filled: torch.Tensor, cells: torch.Tensor, c
             acc[:, rows, cols] += (chosen * window).permute(1, 0, 2, 3)
             wsum[rows, cols] += window
             power[rows, cols] += window.square()
+    return acc, power
+
+
+def _one_hole(result: torch.Tensor, filled: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor,
+              component: torch.Tensor, here: torch.Tensor, f: int, strength: float) -> int:  # fmt: skip
+    """`transfer_detail` for one connected hole, `component` ([h, w] bool) on the cell grid."""
+    H, W = here.shape
+    h, w = cells.shape[-2:]
+    # the blocks (4 x 4 cells, at a stride of 2) that touch the hole: every cell of it lies
+    # in two blocks per axis; block (i, j) starts at cell (2i - 2, 2j - 2)
+    padded = F.pad(component[None, None].float(), (2, 2 + w % 2, 2, 2 + h % 2))
+    touched = F.max_pool2d(padded, 4, 2)[0, 0] > 0
+    bi, bj = torch.nonzero(touched, as_tuple=True)
+    tops, lefts = 2 * bi - 2, 2 * bj - 2  # in cells
+    # their guides: the filled image's 4 x 4 cells under each (edge-replicated outside)
+    grid = F.pad(cells[None], (4, 4, 4, 4), mode="replicate")[0].unfold(1, 4, 1).unfold(2, 4, 1)
+    guides = grid[:, tops + 4, lefts + 4].permute(1, 0, 2, 3).reshape(len(tops), -1)
+    found = _sources(cell_hole, component, H, W, f)
+    if found is None:
+        return 0
+    aa, bb = found
+    sources = grid[:, aa + 4, bb + 4].permute(1, 0, 2, 3).reshape(len(aa), -1)
+    k = min(CANDIDATES, len(aa))
+    near = [torch.cdist(g, sources).topk(k, largest=False) for g in guides.split(256)]
+    guide_err = torch.cat([d for d, _ in near]).square() / guides.shape[1]  # [blocks, k]: mean squared
+    choices = torch.cat([i for _, i in near])
+    size = 4 * f
+    # the blocks' bounding box, over which the chosen detail is accumulated
+    by0, bx0 = int(tops.min()) * f, int(lefts.min()) * f
+    by1, bx1 = int(tops.max()) * f + size, int(lefts.max()) * f + size
+    acc, power = _quilt(
+        result, cells, cell_hole, tops, lefts, aa[choices], bb[choices], guide_err, f, (by0, bx0, by1, bx1)
+    )
     # blocks of unrelated detail averaged with weights that sum to one lose up to half their
     # amplitude where they overlap; divided by the root of the weights' squares they would
     # keep it (variance-preserving blending, as in Heitz and Neyret, "High-performance

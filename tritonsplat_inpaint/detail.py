@@ -38,8 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-CANDIDATES = 16  # the known blocks nearest a block's guide among which its overlap decides
-OVERLAP_WEIGHT = 2.0  # weight of the overlap's mean squared disagreement beside the guide's
+CANDIDATES = 16  # the known blocks nearest a block's guide, among which agreement decides
 MAX_CANDIDATES = 40_000  # known blocks searched per hole (a strided subset beyond)
 SEARCH_MARGIN = 1.0  # the search region: the hole's bounding box grown by this many of its sizes
 
@@ -173,13 +172,16 @@ def _quilt(result: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor, t
             if k > 1:
                 own, seen = _own_bands(result, padded_cells, known, tops[n], lefts[n], f)
                 placed = wsum[rows, cols]  # [n, size, size]
-                held = torch.where(
-                    seen[:, None], own, acc[:, rows, cols].permute(1, 0, 2, 3) / placed.clamp_min(1e-6)[:, None]
-                )
+                mean = acc[:, rows, cols].permute(1, 0, 2, 3) / placed.clamp_min(1e-6)[:, None]
+                held = torch.where(seen[:, None], own, mean)[:, None]  # [n, 1, 3, size, size]
                 weight = torch.where(seen, 1.0, placed.clamp(max=1.0))[:, None, None]  # [n, 1, 1, size, size]
-                total = weight.sum((2, 3, 4)) * 3  # [n, 1]
-                disagree = ((bands - held[:, None]).square() * weight).sum((2, 3, 4)) / total.clamp_min(1e-12)
-                err = err + OVERLAP_WEIGHT * disagree
+                # the disagreement relative to the two bands' energy: 0 for the same detail,
+                # 1 for unrelated detail or none (so a flat block is not preferred for
+                # disagreeing least in absolute terms), 2 for opposite detail
+                energy = ((bands.square() + held.square()) * weight).sum((2, 3, 4))  # [n, k]
+                disagree = ((bands - held).square() * weight).sum((2, 3, 4)) / energy.clamp_min(1e-12)
+                # where something is held the agreement decides, the guide only where nothing is
+                err = torch.where(energy > 0, disagree, err)
             chosen = bands[torch.arange(len(n)), err.argmin(1)]  # [n, 3, size, size]
             acc[:, rows, cols] += (chosen * window).permute(1, 0, 2, 3)
             wsum[rows, cols] += window

@@ -73,11 +73,11 @@ def transfer_detail(result: torch.Tensor, filled: torch.Tensor, hole: torch.Tens
     n, labels = cv2.connectedComponents(cell_here.numpy().astype(np.uint8), connectivity=8)
     done = 0
     for label in range(1, n):
-        done += _one_hole(result, filled, cells, cell_hole, torch.from_numpy(labels == label), here, f, strength)
+        done += _one_hole(filled, cells, cell_hole, torch.from_numpy(labels == label), here, f, strength)
     return done
 
 
-def _bands(result: torch.Tensor, cells: torch.Tensor, sa: torch.Tensor, sb: torch.Tensor, f: int) -> torch.Tensor:
+def _bands(image: torch.Tensor, cells: torch.Tensor, sa: torch.Tensor, sb: torch.Tensor, f: int) -> torch.Tensor:
     """The detail bands of the known blocks at cells (`sa`, `sb`): each block's 4f x 4f
     pixels minus their 1/f version brought back bilinearly (from its 6 x 6 cells, so that
     the block's edges are interpolated as inside the photograph). [len(sa), 3, 4f, 4f]"""
@@ -87,16 +87,16 @@ def _bands(result: torch.Tensor, cells: torch.Tensor, sa: torch.Tensor, sb: torc
     low = F.interpolate(around, scale_factor=f, mode="bilinear", align_corners=False)[:, :, f : 5 * f, f : 5 * f]
     pix = torch.arange(size)
     ys, xs = (sa[:, None] * f + pix)[:, :, None], (sb[:, None] * f + pix)[:, None, :]
-    return result[:, ys, xs].permute(1, 0, 2, 3) - low
+    return image[:, ys, xs].permute(1, 0, 2, 3) - low
 
 
-def _own_bands(result: torch.Tensor, padded_cells: torch.Tensor, known: torch.Tensor, top: torch.Tensor,
+def _own_bands(image: torch.Tensor, padded_cells: torch.Tensor, known: torch.Tensor, top: torch.Tensor,
                left: torch.Tensor, f: int) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """The photograph's own detail band under the blocks at cells (`top`, `left`) and where
     it is known: ([n, 3, 4f, 4f], [n, 4f, 4f] bool: the block's cells known and inside the
     photograph). `padded_cells`: the 1/f image with 3 cells of margin on top and left;
     `known`: [cells] bool with 2."""
-    H, W = result.shape[-2:]
+    H, W = image.shape[-2:]
     pix = torch.arange(4 * f)
     rows, cols = top[:, None] * f + pix, left[:, None] * f + pix
     inside = ((rows >= 0) & (rows < H))[:, :, None] & ((cols >= 0) & (cols < W))[:, None, :]
@@ -106,7 +106,7 @@ def _own_bands(result: torch.Tensor, padded_cells: torch.Tensor, known: torch.Te
     around = padded_cells[:, (top[:, None] + 2 + span6)[:, :, None], (left[:, None] + 2 + span6)[:, None, :]]
     low = F.interpolate(around.permute(1, 0, 2, 3), scale_factor=f, mode="bilinear",
                         align_corners=False)[:, :, f : 5 * f, f : 5 * f]  # fmt: skip
-    own = result[:, rows.clamp(0, H - 1)[:, :, None], cols.clamp(0, W - 1)[:, None, :]].permute(1, 0, 2, 3) - low
+    own = image[:, rows.clamp(0, H - 1)[:, :, None], cols.clamp(0, W - 1)[:, None, :]].permute(1, 0, 2, 3) - low
     return own, seen
 
 
@@ -133,14 +133,16 @@ def _sources(cell_hole: torch.Tensor, component: torch.Tensor, H: int, W: int, f
     return aa, bb
 
 
-def _quilt(result: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor,
+def _quilt(image: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor,
            cand_rows: torch.Tensor, cand_cols: torch.Tensor, guide_err: torch.Tensor, f: int,
            box: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """Choose each block's detail among its candidates and accumulate it: the blocks at
-    cells (`tops`, `lefts`), their candidates the known blocks at cells (`cand_rows`,
-    `cand_cols`) ([blocks, k] each) with the guide's mean squared error `guide_err`.
-    Returns the windowed detail summed over `box` (top, left, bottom, right in pixels) and
-    the windows' squares summed: ([3, h, w], [h, w])."""
+    """Choose each block's detail among its candidates and accumulate it. `image`: the
+    photograph with its holes filled (only its known pixels are read: the truth under a
+    hole, where a caller has it, is out of reach). The blocks lie at cells (`tops`,
+    `lefts`), their candidates are the known blocks at cells (`cand_rows`, `cand_cols`)
+    ([blocks, k] each) with the guide's mean squared error `guide_err`. Returns the
+    windowed detail summed over `box` (top, left, bottom, right in pixels) and the
+    windows' squares summed: ([3, h, w], [h, w])."""
     size = 4 * f
     window = hann(size)[:, None] * hann(size)[None]
     by0, bx0, by1, bx1 = box
@@ -164,13 +166,13 @@ def _quilt(result: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor, t
     pix = torch.arange(size)
     for g in torch.unique(wave).tolist():
         for n in torch.nonzero(wave == g)[:, 0].split(per_chunk):
-            bands = _bands(result, cells, cand_rows[n].flatten(), cand_cols[n].flatten(), f)
+            bands = _bands(image, cells, cand_rows[n].flatten(), cand_cols[n].flatten(), f)
             bands = bands.view(len(n), k, 3, size, size)
             rows = (tops[n, None] * f - by0 + pix)[:, :, None]  # [n, size, 1]: in the bounding box
             cols = (lefts[n, None] * f - bx0 + pix)[:, None, :]
             err = guide_err[n]
             if k > 1:
-                own, seen = _own_bands(result, padded_cells, known, tops[n], lefts[n], f)
+                own, seen = _own_bands(image, padded_cells, known, tops[n], lefts[n], f)
                 placed = wsum[rows, cols]  # [n, size, size]
                 mean = acc[:, rows, cols].permute(1, 0, 2, 3) / placed.clamp_min(1e-6)[:, None]
                 held = torch.where(seen[:, None], own, mean)[:, None]  # [n, 1, 3, size, size]
@@ -189,9 +191,10 @@ def _quilt(result: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor, t
     return acc, power
 
 
-def _one_hole(result: torch.Tensor, filled: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor,
+def _one_hole(filled: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor,
               component: torch.Tensor, here: torch.Tensor, f: int, strength: float) -> int:  # fmt: skip
-    """`transfer_detail` for one connected hole, `component` ([h, w] bool) on the cell grid."""
+    """`transfer_detail` for one connected hole, `component` ([h, w] bool) on the cell grid.
+    Reads the photograph from `filled` alone (its holes filled), never the caller's own."""
     H, W = here.shape
     h, w = cells.shape[-2:]
     # the blocks (4 x 4 cells, at a stride of 2) that touch the hole: every cell of it lies
@@ -217,7 +220,7 @@ def _one_hole(result: torch.Tensor, filled: torch.Tensor, cells: torch.Tensor, c
     by0, bx0 = int(tops.min()) * f, int(lefts.min()) * f
     by1, bx1 = int(tops.max()) * f + size, int(lefts.max()) * f + size
     acc, power = _quilt(
-        result, cells, cell_hole, tops, lefts, aa[choices], bb[choices], guide_err, f, (by0, bx0, by1, bx1)
+        filled, cells, cell_hole, tops, lefts, aa[choices], bb[choices], guide_err, f, (by0, bx0, by1, bx1)
     )
     # blocks of unrelated detail averaged with weights that sum to one lose up to half their
     # amplitude where they overlap; divided by the root of the weights' squares they would

@@ -8,9 +8,10 @@ evaluation's fixed masks) are given the crop's own fine detail (`evaluation.with
 weight 1 at scale 2) with `detail.CANDIDATES` set to each of `--candidates` in turn: 1 is
 the guide alone (each block takes the known block most like it at the working scale), more
 lets the block's agreement with the detail around it choose among that many. Each is
-scored as `model.evaluate` scores: PSNR on every crop, the DINOv2 judge's perceptual
-distance and FD-DINOv2, the texture ratio; differences from the first are paired crop by
-crop. Writes `<out>/compare.{md,json}`.
+scored as `model.evaluate` scores: PSNR, the DINOv2 judge's perceptual distance and
+FD-DINOv2, the texture ratio, here all on every crop (`model.evaluate` judges the first 8
+of each photograph's); differences from the first are paired crop by crop. Writes
+`<out>/compare.{md,json}`.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/model/detail_choice"))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    if min(args.candidates) < 1:
-        parser.error(f"--candidates: expected counts of at least 1, got {args.candidates}")
+    if min(args.candidates) < 1 or len(set(args.candidates)) < len(args.candidates):
+        parser.error(f"--candidates: expected distinct counts of at least 1, got {args.candidates}")
     set_threads(args.threads)
     ok, why = Judge.available()
     if not ok:
@@ -83,10 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     truth = judge.features(held.images)
     for bucket, masks in held.masks.items():
         outputs = held.outputs(net, bucket)
-        scores = {}
+        scores, default = {}, detail.CANDIDATES
         for k in args.candidates:
             detail.CANDIDATES = k
-            scores[str(k)] = score(judge, with_detail(outputs, held.images, masks, 1.0), held.images, masks, truth)
+            try:
+                detailed = with_detail(outputs, held.images, masks, 1.0)
+            finally:
+                detail.CANDIDATES = default
+            scores[str(k)] = score(judge, detailed, held.images, masks, truth)
         rows = {}
         for k, s in scores.items():
             rows[k] = {name: float(v.mean()) if isinstance(v, torch.Tensor) else v for name, v in s.items()}

@@ -2,26 +2,25 @@
 
 A hole filled at scale `1/f` and brought back bilinearly carries nothing finer than `f`
 pixels: on grass, bark or water a smooth smudge. `transfer_detail` gives it the
-photograph's own fine detail: the hole is covered by blocks `4f` pixels wide at a stride
-of `2f`; for each block the known blocks near the hole most like it by their `4 x 4`
-pixels at the working scale (the fill there) are the candidates, and of these the one
-whose detail band (its full-resolution pixels minus their own `1/f`-scale version brought
-back the same way) best agrees with what the block's pixels already hold is copied: the
+photograph's own fine detail. The hole is covered by blocks `4f` pixels wide at a stride
+of `2f`. For each block, the known blocks near the hole most like it by their `4 x 4`
+pixels at the working scale (the fill there) are the candidates; of these, the one whose
+detail band (its full-resolution pixels minus their own `1/f`-scale version brought back
+the same way) best agrees with what the block's pixels already hold is copied: the
 photograph's own detail where they are known, the blocks placed before where they are
 not. The blocks are placed from the hole's edge inwards, so the copied texture agrees
 with the texture around the hole and with itself, instead of repeating the one best
-match in a grid. The
-chosen band is added to the fill under a Hann window, so that blocks meet without seams,
-and blended so that the detail keeps most of its amplitude where blocks overlap.
+match in a grid. The chosen band is added to the fill under a Hann window, so that
+blocks meet without seams, and blended so that the detail keeps most of its amplitude
+where blocks overlap.
 
 The idea is image quilting's (Efros and Freeman, "Image quilting for texture synthesis
 and transfer", 2001: texture copied patch by patch from the image itself, matched to a
 guide and to the overlap with the patches placed before it) applied to one band of a
 Laplacian pyramid (Burt and Adelson, 1983), filled from the hole's edge inwards as
 exemplar-based inpainting fills (Criminisi, Perez and Toyama, 2004; here simply by the
-distance from the known pixels): the learned
-(or classical) fill decides the colours and shapes at the working scale, the copied band
-only the texture under them.
+distance from the known pixels). The learned (or classical) fill decides the colours and
+shapes at the working scale, the copied band only the texture under them.
 
 This adds texture at the price of pixel accuracy: copied detail is not the truth's, so
 it raises the squared error by about the added detail's own energy (which scales with
@@ -158,7 +157,7 @@ def _quilt(image: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor, to
     # cells), so that each agrees with the photograph's own detail at the hole's edge or
     # with blocks placed before it
     depth = torch.from_numpy(cv2.distanceTransform(cell_hole.numpy().astype(np.uint8), cv2.DIST_L2, 3))
-    depth = F.pad(depth, (0, 4, 0, 4))[(tops + 1).clamp(0, h - 1), (lefts + 1).clamp(0, w - 1)]
+    depth = depth[(tops + 1).clamp(0, h - 1), (lefts + 1).clamp(0, w - 1)]  # at the block's cell (1, 1)
     # blocks 2 apart on both axes (a stride of 4 cells, their width) never overlap: those of
     # one depth and one parity are chosen together, as they would be one after the other
     wave = depth.floor().long() * 4 + (tops // 2 % 2) * 2 + lefts // 2 % 2

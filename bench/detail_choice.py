@@ -17,6 +17,7 @@ of each photograph's); differences from the first are paired crop by crop. Write
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import torch
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     judge = Judge()
     held = HeldOut(cfg, args.per_image, methods=list(net.fills))  # the network's own fills only
     ref = str(args.candidates[0])
-    summary = {"checkpoint": str(args.ckpt), "per_image": args.per_image, "crops": len(held.images),
+    summary = {"checkpoint": os.path.relpath(args.ckpt), "per_image": args.per_image, "crops": len(held.images),
                "reference": ref, "buckets": {}}  # fmt: skip
     truth = judge.features(held.images)
     for bucket, masks in held.masks.items():

@@ -371,7 +371,13 @@ def test_init_starts_a_new_run_from_a_checkpoints_weights_and_refuses_another_di
     # the command line takes the checkpoint's configuration
     assert train_command.main(["--init", str(first), "--out", str(tmp_path / "cli"), "--no-compile", "--no-progress",
                                "--steps", "1"]) == 0  # fmt: skip
-    assert json.loads((tmp_path / "cli" / "config.json").read_text())["model"]["image_size"] == 32
+    record = json.loads((tmp_path / "cli" / "config.json").read_text())
+    assert record["model"]["image_size"] == 32
+    # where its weights came from stays on record, through a resume
+    assert record["init"]["checkpoint"] == str(ckpt) and record["init"]["step"] == 2
+    assert train_command.main(["--out", str(tmp_path / "cli"), "--resume", "--no-compile", "--no-progress",
+                               "--steps", "2"]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["init"] == record["init"]
 
 
 def test_a_chunk_of_minutes_ends_with_a_checkpoint_and_pictures_and_resumes(tmp_path, capsys):

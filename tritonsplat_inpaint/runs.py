@@ -58,15 +58,31 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else []
 
 
-def write_record(run_dir: Path, record: dict, command: str | None, ckpt: Path | None) -> None:
+def init_record(init: Path) -> dict:
+    """Where a run started from another's weights (`--init`) came from: the checkpoint, its
+    step, and the commands of the run that made it (from the run folder holding it, where
+    there is one), with where that run came from in turn."""
+    made = init.parent / "config.json"
+    parent = json.loads(made.read_text()) if made.is_file() else {}
+    return {"checkpoint": str(init), "step": ckpt_step(init) if init.name.startswith("step-") else None,
+            "commands": parent.get("commands", []), "init": parent.get("init")}  # fmt: skip
+
+
+def write_record(run_dir: Path, record: dict, command: str | None, ckpt: Path | None,
+                 init: Path | None = None) -> None:  # fmt: skip
     """`config.json`: the configuration in full with what the run records beside it, the
-    command that made the run (from its first start) and every start since."""
+    command that made the run (from its first start), every start since, and for a run
+    started from another's weights (`init`) where they came from (`init_record`)."""
     if command is not None:
         previous = run_dir / "config.json"
         old = json.loads(previous.read_text()) if ckpt is not None and previous.is_file() else {}
         record["command"] = old.get("command") or command
         started = {"command": command, "from_step": ckpt_step(ckpt), "date": time.strftime("%Y-%m-%d %H:%M %Z")}
         record["commands"] = [*old.get("commands", []), started]
+        if init is not None and ckpt is None:
+            record["init"] = init_record(Path(init))
+        elif old.get("init"):
+            record["init"] = old["init"]
     (run_dir / "config.json").write_text(json.dumps(record, indent=1) + "\n")
 
 

@@ -286,7 +286,7 @@ def build_trainee(cfg: Config, device: torch.device, pretrained: bool = True) ->
 
 
 def _announce(cfg: Config, run_dir: Path, net: InpaintNet, ckpt: Path | None, world: int, device: torch.device,
-              command: str | None) -> None:  # fmt: skip
+              command: str | None, init: Path | None) -> None:  # fmt: skip
     """Print the configuration and write the run's record (`config.json`)."""
     print(f"configuration ({'resumed' if ckpt else 'new'} run in {run_dir}, dino: {net.dino_source}):")
     print(cfg.dumps())
@@ -296,7 +296,7 @@ def _announce(cfg: Config, run_dir: Path, net: InpaintNet, ckpt: Path | None, wo
     record = cfg.to_dict() | {"dino_source": net.dino_source, "world_size": world, "precision": precision}
     if getattr(net, "dino_provenance", None):
         record["dino_provenance"] = net.dino_provenance
-    runs.write_record(run_dir, record, command, ckpt)
+    runs.write_record(run_dir, record, command, ckpt, init)
 
 
 class Checkpoints:
@@ -392,7 +392,7 @@ def train(
     if init is not None and ckpt is None:
         init_from(trainee.net, init)  # before the run's record is written: a refused start leaves none
     if rank == 0:
-        _announce(cfg, run_dir, trainee.net, ckpt, world, device, command)
+        _announce(cfg, run_dir, trainee.net, ckpt, world, device, command, init)
     start = trainee.restore(ckpt) if ckpt is not None else 0
     if rank == 0:
         runs.trim_logs(run_dir, start)

@@ -73,6 +73,9 @@ def release(run: Path, out: Path) -> dict:
         "command": record.get("command"),
         # every start of the run (the first, then each --resume), with the step it began at
         "commands": record.get("commands", []),
+        # a run started from another's weights (--init): that checkpoint and the commands
+        # that made it, back to the first run
+        "initialised_from": record.get("init"),
         "precision": record.get("precision"),
         "run": str(run),
         "step": int(ckpt.name.removeprefix("step-")),

@@ -4,7 +4,7 @@
 # number of steps at a constant rate with one change of loss, is evaluated on the
 # held-out photographs, and is differenced from the control arm crop by crop.
 #
-#   sh bench/loss_runs.sh INIT OUT [STEPS]    # e.g. training/lite0-dino112 runs/losses 300
+#   sh bench/loss_runs.sh INIT OUT [STEPS]    # e.g. training/lite0-more runs/losses 300
 #
 # INIT: a checkpoint or run folder; OUT: where the arms' run folders, evaluations and
 # compare.md go. One thread each: the arms run one after another.

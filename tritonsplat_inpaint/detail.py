@@ -161,7 +161,7 @@ def _quilt(image: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor, to
     # blocks 2 apart on both axes (a stride of 4 cells, their width) never overlap: those of
     # one depth and one parity are chosen together, as they would be one after the other
     wave = depth.floor().long() * 4 + (tops // 2 % 2) * 2 + lefts // 2 % 2
-    per_chunk = max(1, 2**22 // (k * 3 * size * size))  # blocks whose candidates take about 16 MB
+    per_chunk = max(1, 2**20 // (k * 3 * size * size))  # blocks whose candidates take about 4 MB
     pix = torch.arange(size)
     for g in torch.unique(wave).tolist():
         for n in torch.nonzero(wave == g)[:, 0].split(per_chunk):

@@ -73,3 +73,12 @@ def test_a_missing_released_checkpoint_says_so_without_blaming_an_option(tmp_pat
     monkeypatch.setattr(c, "RELEASED", tmp_path / "cpu-small")
     with pytest.raises(FileNotFoundError, match=r"the released checkpoint is not in this installation .*--ckpt"):
         c.load_model(c.RELEASED)
+
+
+def test_a_run_started_from_the_release_records_where_it_came_from():
+    from tritonsplat_inpaint.runs import init_record
+
+    info = json.loads((RELEASED / "release.json").read_text())
+    record = init_record(RELEASED)
+    assert record["step"] == info["step"] and record["run"] == info["run"]
+    assert record["commands"] == info["commands"] and record["init"] == info.get("initialised_from")

@@ -60,8 +60,13 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def init_record(init: Path) -> dict:
     """Where a run started from another's weights (`--init`) came from: the checkpoint, its
-    step, and the commands of the run that made it (from the run folder holding it, where
-    there is one), with where that run came from in turn."""
+    step, and the commands of the run that made it (from the run folder holding it, or the
+    release's record where it is a release), with where that run came from in turn."""
+    released = init / "release.json"
+    if released.is_file():
+        info = json.loads(released.read_text())
+        return {"checkpoint": str(init), "step": info.get("step"), "run": info.get("run"),
+                "commands": info.get("commands", []), "init": info.get("initialised_from")}  # fmt: skip
     made = init.parent / "config.json"
     parent = json.loads(made.read_text()) if made.is_file() else {}
     return {"checkpoint": str(init), "step": ckpt_step(init) if init.name.startswith("step-") else None,

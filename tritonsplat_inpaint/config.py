@@ -149,7 +149,7 @@ class Config:
 
 
 # what a run folder's config.json records beside the configuration (not fields of it)
-_RECORDS = {"dino_source", "dino_provenance", "world_size", "command", "commands", "precision"}
+_RECORDS = {"dino_source", "dino_provenance", "world_size", "command", "commands", "precision", "init"}
 
 
 def _known(kind: type, values: dict, ignore: set[str] = frozenset()) -> dict:

@@ -80,13 +80,19 @@ def _bands(image: torch.Tensor, cells: torch.Tensor, sa: torch.Tensor, sb: torch
     """The detail bands of the known blocks at cells (`sa`, `sb`): each block's 4f x 4f
     pixels minus their 1/f version brought back bilinearly (from its 6 x 6 cells, so that
     the block's edges are interpolated as inside the photograph). [len(sa), 3, 4f, 4f]"""
-    size = 4 * f
     span = torch.arange(-1, 5)
-    around = cells[:, (sa[:, None] + span)[:, :, None], (sb[:, None] + span)[:, None, :]].permute(1, 0, 2, 3)
-    low = F.interpolate(around, scale_factor=f, mode="bilinear", align_corners=False)[:, :, f : 5 * f, f : 5 * f]
-    pix = torch.arange(size)
+    around = cells[:, (sa[:, None] + span)[:, :, None], (sb[:, None] + span)[:, None, :]]
+    pix = torch.arange(4 * f)
     ys, xs = (sa[:, None] * f + pix)[:, :, None], (sb[:, None] * f + pix)[:, None, :]
-    return image[:, ys, xs].permute(1, 0, 2, 3) - low
+    return image[:, ys, xs].permute(1, 0, 2, 3) - _low(around, f)
+
+
+def _low(around: torch.Tensor, f: int) -> torch.Tensor:
+    """The 1/f version of blocks brought back to full resolution: their 6 x 6 cells
+    (`around`, [3, n, 6, 6], one cell of margin) upsampled bilinearly, the middle 4f x 4f
+    kept. [n, 3, 4f, 4f]"""
+    up = F.interpolate(around.permute(1, 0, 2, 3), scale_factor=f, mode="bilinear", align_corners=False)
+    return up[:, :, f : 5 * f, f : 5 * f]
 
 
 def _own_bands(image: torch.Tensor, padded_cells: torch.Tensor, known: torch.Tensor, top: torch.Tensor,
@@ -103,10 +109,8 @@ def _own_bands(image: torch.Tensor, padded_cells: torch.Tensor, known: torch.Ten
     cell_known = known[(top[:, None] + 2 + span4)[:, :, None], (left[:, None] + 2 + span4)[:, None, :]]
     seen = cell_known.repeat_interleave(f, 1).repeat_interleave(f, 2) & inside
     around = padded_cells[:, (top[:, None] + 2 + span6)[:, :, None], (left[:, None] + 2 + span6)[:, None, :]]
-    low = F.interpolate(around.permute(1, 0, 2, 3), scale_factor=f, mode="bilinear",
-                        align_corners=False)[:, :, f : 5 * f, f : 5 * f]  # fmt: skip
-    own = image[:, rows.clamp(0, H - 1)[:, :, None], cols.clamp(0, W - 1)[:, None, :]].permute(1, 0, 2, 3) - low
-    return own, seen
+    own = image[:, rows.clamp(0, H - 1)[:, :, None], cols.clamp(0, W - 1)[:, None, :]].permute(1, 0, 2, 3)
+    return own - _low(around, f), seen
 
 
 def _sources(cell_hole: torch.Tensor, component: torch.Tensor, H: int, W: int, f: int) -> tuple | None:

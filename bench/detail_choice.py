@@ -23,21 +23,6 @@ from pathlib import Path
 import torch
 
 
-def score(judge, outputs: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, truth: tuple) -> dict:
-    """PSNR and perceptual distance per crop, FD-DINOv2 and the texture ratio over them."""
-    from tritonsplat.metrics import psnr
-    from tritonsplat_inpaint.perceptual import frechet_distance, hole_tokens, texture_ratio, token_distance
-
-    cls, patches = judge.features(outputs)
-    touched = hole_tokens(masks, patches.shape[1:3])
-    return {
-        "psnr": psnr(outputs, images),
-        "perceptual": token_distance(patches, truth[1], touched),
-        "fd_dino": frechet_distance(cls, truth[0]),
-        "texture": texture_ratio(outputs, images, masks),
-    }
-
-
 def markdown(summary: dict) -> str:
     ref = summary["reference"]
     lines = [f"Fine detail's block choice: {summary['crops']} held-out crops a bucket ({summary['per_image']} of each "
@@ -56,10 +41,11 @@ def markdown(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tritonsplat.metrics import psnr
     from tritonsplat_inpaint import detail
     from tritonsplat_inpaint.checkpoint import RELEASED, load_model
     from tritonsplat_inpaint.cli import set_threads, write_report
-    from tritonsplat_inpaint.evaluation import HeldOut, paired, with_detail
+    from tritonsplat_inpaint.evaluation import HeldOut, _judged, paired, with_detail
     from tritonsplat_inpaint.perceptual import Judge
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -82,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ref = str(args.candidates[0])
     summary = {"checkpoint": os.path.relpath(args.ckpt), "per_image": args.per_image, "crops": len(held.images),
                "reference": ref, "buckets": {}}  # fmt: skip
+    every = torch.arange(len(held.images))  # the judge scores every crop here
     truth = judge.features(held.images)
     for bucket, masks in held.masks.items():
         outputs = held.outputs(net, bucket)
@@ -92,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                 detailed = with_detail(outputs, held.images, masks, 1.0)
             finally:
                 detail.CANDIDATES = default
-            scores[str(k)] = score(judge, detailed, held.images, masks, truth)
+            judged = _judged(judge, {k: detailed}, held.images, masks, truth, every)[k]
+            scores[str(k)] = {"psnr": psnr(detailed, held.images), **judged}
         rows = {}
         for k, s in scores.items():
             rows[k] = {name: float(v.mean()) if isinstance(v, torch.Tensor) else v for name, v in s.items()}

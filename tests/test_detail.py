@@ -109,23 +109,38 @@ def _lag_correlation(a: torch.Tensor, lag: int) -> float:
     return float(torch.corrcoef(torch.stack([x, y]))[0, 1])
 
 
-def test_blocks_are_not_one_block_repeated(monkeypatch):
+@pytest.mark.parametrize("f", [4, 8])  # 8: candidates weighed on 16 x 16 of a block's 32 x 32 pixels
+def test_blocks_are_not_one_block_repeated(monkeypatch, f):
     """On a flat colour with fine noise every block's guide is the same: chosen by its guide
     alone the hole is one block repeated, a grid; chosen to agree with what is placed
     around it, the blocks differ."""
     g = torch.Generator().manual_seed(0)
-    image = (0.5 + 0.15 * (torch.rand(1, 160, 192, generator=g) - 0.5)).expand(3, -1, -1).clone()
-    hole = torch.zeros(160, 192, dtype=torch.bool)
-    hole[48:112, 64:128] = True
+    s = f // 4  # the scene grows with the blocks
+    image = (0.5 + 0.15 * (torch.rand(1, 160 * s, 192 * s, generator=g) - 0.5)).expand(3, -1, -1).clone()
+    hole = torch.zeros(160 * s, 192 * s, dtype=torch.bool)
+    hole[48 * s : 112 * s, 64 * s : 128 * s] = True
     added = {}
     for candidates in (1, detail.CANDIDATES):
         monkeypatch.setattr(detail, "CANDIDATES", candidates)
-        filled = _smooth_fill(image, hole, 4)
+        filled = _smooth_fill(image, hole, f)
         before = filled.clone()
-        transfer_detail(image, filled, hole, hole, 4, 1.0)
-        added[candidates] = (filled - before)[0, 56:104, 72:120]
-    assert _lag_correlation(added[1], 8) > 0.9  # the guide alone: a period of one stride
-    assert abs(_lag_correlation(added[detail.CANDIDATES], 8)) < 0.3
+        transfer_detail(image, filled, hole, hole, f, 1.0)
+        added[candidates] = (filled - before)[0, 56 * s : 104 * s, 72 * s : 120 * s]
+    assert _lag_correlation(added[1], 2 * f) > 0.9  # the guide alone: a period of one stride
+    assert abs(_lag_correlation(added[detail.CANDIDATES], 2 * f)) < 0.3
+
+
+@pytest.mark.parametrize("f", [2, 8, 32])
+def test_a_blocks_low_band_is_the_bilinear_upsampling_of_its_cells(f):
+    """`_low` weighs the 6 x 6 cells around a block as `F.interpolate` upsamples them, at
+    every pixel of the block and at the pixels the candidates are weighed on."""
+    around = torch.rand(3, 5, 6, 6, generator=torch.Generator().manual_seed(f))
+    up = F.interpolate(around.permute(1, 0, 2, 3), scale_factor=f, mode="bilinear", align_corners=False)
+    every = up[:, :, f : 5 * f, f : 5 * f]
+    assert torch.allclose(detail._low(around, f, torch.arange(4 * f)), every, atol=1e-6)
+    some = detail._samples(4 * f)
+    assert len(some) == min(4 * f, detail.AGREEMENT_SAMPLES)
+    assert torch.allclose(detail._low(around, f, some), every[:, :, some][:, :, :, some], atol=1e-6)
 
 
 def test_nothing_to_do_leaves_the_fill_alone():

@@ -6,9 +6,9 @@ photograph's own fine detail. The hole is covered by blocks `4f` pixels wide at 
 of `2f`. For each block, the known blocks near the hole most like it by their `4 x 4`
 pixels at the working scale (the fill there) are the candidates; of these, the one whose
 detail band (its full-resolution pixels minus their own `1/f`-scale version brought back
-the same way) best agrees with what the block's pixels already hold is copied: the
-photograph's own detail where they are known, the blocks placed before where they are
-not. The blocks are placed from the hole's edge inwards, so the copied texture agrees
+the same way) best agrees with what the block's pixels already hold (weighed on a grid of
+16 x 16 of its pixels) is copied: the photograph's own detail where they are known, the
+blocks placed before where they are not. The blocks are placed from the hole's edge inwards, so the copied texture agrees
 with the texture around the hole and with itself, instead of repeating the one best
 match in a grid. The chosen band is added to the fill under a Hann window, so that
 blocks meet without seams, and blended so that the detail keeps most of its amplitude
@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 CANDIDATES = 16  # the known blocks nearest a block's guide, among which agreement decides
+AGREEMENT_SAMPLES = 16  # the pixels of each axis of a block on which the candidates are weighed
 MAX_CANDIDATES = 40_000  # known blocks searched per hole (a strided subset beyond)
 SEARCH_MARGIN = 1.0  # the search region: the hole's bounding box grown by this many of its sizes
 
@@ -76,41 +77,63 @@ def transfer_detail(result: torch.Tensor, filled: torch.Tensor, hole: torch.Tens
     return done
 
 
-def _bands(image: torch.Tensor, cells: torch.Tensor, sa: torch.Tensor, sb: torch.Tensor, f: int) -> torch.Tensor:
-    """The detail bands of the known blocks at cells (`sa`, `sb`): each block's 4f x 4f
-    pixels minus their 1/f version brought back bilinearly (from its 6 x 6 cells, so that
-    the block's edges are interpolated as inside the photograph). [len(sa), 3, 4f, 4f]"""
+def _bands(image: torch.Tensor, cells: torch.Tensor, sa: torch.Tensor, sb: torch.Tensor, f: int,
+           pix: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """The detail bands of the known blocks at cells (`sa`, `sb`) at the pixel offsets `pix`
+    of each axis (all 4f of them, or `_samples`): each block's pixels minus their 1/f
+    version brought back bilinearly (from its 6 x 6 cells, so that the block's edges are
+    interpolated as inside the photograph). [len(sa), 3, len(pix), len(pix)]"""
     span = torch.arange(-1, 5)
     around = cells[:, (sa[:, None] + span)[:, :, None], (sb[:, None] + span)[:, None, :]]
-    pix = torch.arange(4 * f)
     ys, xs = (sa[:, None] * f + pix)[:, :, None], (sb[:, None] * f + pix)[:, None, :]
-    return image[:, ys, xs].permute(1, 0, 2, 3) - _low(around, f)
+    return image[:, ys, xs].permute(1, 0, 2, 3) - _low(around, f, pix)
 
 
-def _low(around: torch.Tensor, f: int) -> torch.Tensor:
-    """The 1/f version of blocks brought back to full resolution: their 6 x 6 cells
-    (`around`, [3, n, 6, 6], one cell of margin) upsampled bilinearly, the middle 4f x 4f
-    kept. [n, 3, 4f, 4f]"""
-    up = F.interpolate(around.permute(1, 0, 2, 3), scale_factor=f, mode="bilinear", align_corners=False)
-    return up[:, :, f : 5 * f, f : 5 * f]
+def _low(around: torch.Tensor, f: int, pix: torch.Tensor) -> torch.Tensor:
+    """The 1/f version of blocks brought back to full resolution at the pixel offsets `pix`
+    of each axis: their 6 x 6 cells (`around`, [3, n, 6, 6], one cell of margin)
+    interpolated bilinearly as `F.interpolate(scale_factor=f, align_corners=False)` would,
+    at the block's pixels (the middle 4f of 6f). [n, 3, len(pix), len(pix)]"""
+    lerp = _lerp(f, pix)
+    return torch.einsum("pi,cnij,qj->ncpq", lerp, around, lerp)
+
+
+def _lerp(f: int, pix: torch.Tensor) -> torch.Tensor:
+    """The bilinear weights of the 6 cells for each pixel offset `pix` of a block, the
+    pixel sitting at `f + pix` of the 6f upsampled ones: [len(pix), 6]."""
+    src = (pix.double() + f + 0.5) / f - 0.5  # in cells, between 0.5 and 4.5: no clamping
+    lo = src.floor().long()
+    t = (src - lo).float()
+    weights = torch.zeros(len(pix), 6)
+    rows = torch.arange(len(pix))
+    weights[rows, lo] = 1 - t
+    weights[rows, lo + 1] += t
+    return weights
+
+
+def _samples(size: int) -> torch.Tensor:
+    """The pixel offsets of each axis of a `size` px block at which candidates are weighed
+    (`AGREEMENT_SAMPLES` of them, every `size / AGREEMENT_SAMPLES`-th pixel from the middle
+    of the first step; every pixel for blocks that small)."""
+    step = max(1, size // AGREEMENT_SAMPLES)
+    return torch.arange(step // 2, size, step)
 
 
 def _own_bands(image: torch.Tensor, padded_cells: torch.Tensor, known: torch.Tensor, top: torch.Tensor,
-               left: torch.Tensor, f: int) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """The photograph's own detail band under the blocks at cells (`top`, `left`) and where
-    it is known: ([n, 3, 4f, 4f], [n, 4f, 4f] bool: the block's cells known and inside the
-    photograph). `padded_cells`: the 1/f image with 3 cells of margin on top and left;
-    `known`: [cells] bool with 2."""
+               left: torch.Tensor, f: int, pix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The photograph's own detail band under the blocks at cells (`top`, `left`) at the
+    pixel offsets `pix`, and where it is known: ([n, 3, p, p], [n, p, p] bool: the pixel's
+    cell known and inside the photograph; p = len(pix)). `padded_cells`: the 1/f image with
+    3 cells of margin on top and left; `known`: [cells] bool with 2."""
     H, W = image.shape[-2:]
-    pix = torch.arange(4 * f)
     rows, cols = top[:, None] * f + pix, left[:, None] * f + pix
     inside = ((rows >= 0) & (rows < H))[:, :, None] & ((cols >= 0) & (cols < W))[:, None, :]
-    span4, span6 = torch.arange(4), torch.arange(6)
-    cell_known = known[(top[:, None] + 2 + span4)[:, :, None], (left[:, None] + 2 + span4)[:, None, :]]
-    seen = cell_known.repeat_interleave(f, 1).repeat_interleave(f, 2) & inside
+    cell = pix // f  # the block's cell under each offset
+    seen = known[(top[:, None] + 2 + cell)[:, :, None], (left[:, None] + 2 + cell)[:, None, :]] & inside
+    span6 = torch.arange(6)
     around = padded_cells[:, (top[:, None] + 2 + span6)[:, :, None], (left[:, None] + 2 + span6)[:, None, :]]
     own = image[:, rows.clamp(0, H - 1)[:, :, None], cols.clamp(0, W - 1)[:, None, :]].permute(1, 0, 2, 3)
-    return own - _low(around, f), seen
+    return own - _low(around, f, pix), seen
 
 
 def _sources(cell_hole: torch.Tensor, component: torch.Tensor, H: int, W: int, f: int) -> tuple | None:
@@ -165,29 +188,33 @@ def _quilt(image: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor, to
     # blocks 2 apart on both axes (a stride of 4 cells, their width) never overlap: those of
     # one depth and one parity are chosen together, as they would be one after the other
     wave = depth.floor().long() * 4 + (tops // 2 % 2) * 2 + lefts // 2 % 2
-    per_chunk = max(1, 2**20 // (k * 3 * size * size))  # blocks whose candidates take about 4 MB
-    pix = torch.arange(size)
+    pix, some = torch.arange(size), _samples(size)
+    # blocks whose candidates' samples and chosen bands take about 4 MB
+    per_chunk = max(1, 2**20 // (3 * (k * len(some) ** 2 + size**2)))
     for g in torch.unique(wave).tolist():
         for n in torch.nonzero(wave == g)[:, 0].split(per_chunk):
-            bands = _bands(image, cells, cand_rows[n].flatten(), cand_cols[n].flatten(), f)
-            bands = bands.view(len(n), k, 3, size, size)
-            rows = (tops[n, None] * f - by0 + pix)[:, :, None]  # [n, size, 1]: in the bounding box
-            cols = (lefts[n, None] * f - bx0 + pix)[:, None, :]
-            err = guide_err[n]
+            pick = torch.zeros(len(n), dtype=torch.long)
             if k > 1:
-                own, seen = _own_bands(image, padded_cells, known, tops[n], lefts[n], f)
-                placed = wsum[rows, cols]  # [n, size, size]
+                # each candidate's band and what the block holds, on the samples
+                bands = _bands(image, cells, cand_rows[n].flatten(), cand_cols[n].flatten(), f, some)
+                bands = bands.view(len(n), k, 3, len(some), len(some))
+                rows = (tops[n, None] * f - by0 + some)[:, :, None]  # [n, p, 1]: in the bounding box
+                cols = (lefts[n, None] * f - bx0 + some)[:, None, :]
+                own, seen = _own_bands(image, padded_cells, known, tops[n], lefts[n], f, some)
+                placed = wsum[rows, cols]  # [n, p, p]
                 mean = acc[:, rows, cols].permute(1, 0, 2, 3) / placed.clamp_min(1e-6)[:, None]
-                held = torch.where(seen[:, None], own, mean)[:, None]  # [n, 1, 3, size, size]
-                weight = torch.where(seen, 1.0, placed.clamp(max=1.0))[:, None, None]  # [n, 1, 1, size, size]
+                held = torch.where(seen[:, None], own, mean)[:, None]  # [n, 1, 3, p, p]
+                weight = torch.where(seen, 1.0, placed.clamp(max=1.0))[:, None, None]  # [n, 1, 1, p, p]
                 # the disagreement relative to the two bands' energy: 0 for the same detail,
                 # 1 for unrelated detail or none (so a flat block is not preferred for
                 # disagreeing least in absolute terms), 2 for opposite detail
                 energy = ((bands.square() + held.square()) * weight).sum((2, 3, 4))  # [n, k]
                 disagree = ((bands - held).square() * weight).sum((2, 3, 4)) / energy.clamp_min(1e-12)
                 # where something is held the agreement decides, the guide only where nothing is
-                err = torch.where(energy > 0, disagree, err)
-            chosen = bands[torch.arange(len(n)), err.argmin(1)]  # [n, 3, size, size]
+                pick = torch.where(energy > 0, disagree, guide_err[n]).argmin(1)
+            chosen = _bands(image, cells, cand_rows[n, pick], cand_cols[n, pick], f, pix)  # [n, 3, size, size]
+            rows = (tops[n, None] * f - by0 + pix)[:, :, None]  # [n, size, 1]: in the bounding box
+            cols = (lefts[n, None] * f - bx0 + pix)[:, None, :]
             acc[:, rows, cols] += (chosen * window).permute(1, 0, 2, 3)
             wsum[rows, cols] += window
             power[rows, cols] += window.square()

@@ -82,3 +82,29 @@ def test_a_run_started_from_the_release_records_where_it_came_from():
     record = init_record(RELEASED)
     assert record["step"] == info["step"] and record["run"] == info["run"]
     assert record["commands"] == info["commands"] and record["init"] == info.get("initialised_from")
+
+
+def test_a_named_step_is_released_with_its_own_curve_and_commands(tmp_path):
+    """`--step`: the checkpoint that was evaluated, though the run trained on past it; its
+    record stops where it does. A step the run no longer holds is refused, naming those it
+    holds."""
+    from model_helpers import tiny_config
+
+    from tritonsplat_inpaint.training import train
+
+    run, out = tmp_path / "run", tmp_path / "release"
+    train(tiny_config(steps=4, curve_every=2, checkpoint_every=2), run, compile=False, progress=False)
+    record = json.loads((run / "config.json").read_text())
+    record["commands"] = [
+        {"command": "python -m model.train", "from_step": 0},
+        {"command": "python -m model.train --resume", "from_step": 4},
+    ]  # a later chunk
+    (run / "config.json").write_text(json.dumps(record))
+    assert release.main(["--run", str(run), "--step", "2", "--out", str(out)]) == 0
+    info = json.loads((out / "release.json").read_text())
+    assert info["step"] == 2 and [c["from_step"] for c in info["commands"]] == [0]
+    assert [json.loads(line)["step"] for line in (out / "curve.jsonl").read_text().splitlines()] == [0, 2]
+    assert (out / "curve.png").stat().st_size > 10_000
+    assert (out / "model.safetensors").read_bytes() == (run / "step-0000002" / "model.safetensors").read_bytes()
+    with pytest.raises(FileNotFoundError, match=r"--run: no checkpoint of step 3 .*step-0000002, step-0000004"):
+        release.release(run, out, step=3)

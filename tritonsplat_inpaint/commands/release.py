@@ -1,9 +1,10 @@
 """Release a trained run as the checkpoint that ships in the repository.
 
-    python -m model.release --run runs/release [--out tritonsplat_inpaint/release/cpu-small]
+    python -m model.release --run runs/release [--step N] [--out tritonsplat_inpaint/release/cpu-small]
 
-Copies the run's latest weights (model.safetensors, at most 20 MB), configuration and
-learning curve (curve.jsonl, curve.png), bundles one held-out photograph and an
+Copies the run's latest weights (or those of `--step`, the checkpoint that was evaluated
+while the run trained on: model.safetensors, at most 20 MB), configuration and learning
+curve to that step (curve.jsonl, curve.png), bundles one held-out photograph and an
 evaluation mask (example.png, example_mask.png; white = hole), inpaints it exactly as
 `python -m model.inpaint` would, and records in release.json every training command (the
 first and each --resume), the DINO source and the example's PSNR and SSIM, which the test
@@ -31,6 +32,8 @@ from ..data import data_paths, debian_photographs, fixed_crops, photograph_name
 from ..images import compose, read_image, read_mask, write_image
 from ..infer import inpaint
 from ..masks import evaluation_masks
+from ..plots import plot_curve
+from ..runs import read_jsonl
 
 MAX_BYTES = 20 * 2**20
 EXAMPLE_BUCKET = "20-40%"
@@ -48,10 +51,15 @@ def example_scores(release_dir: Path) -> dict:
     return {"psnr": float(psnr(out[None], image[None])), "ssim": float(ssim(out[None], image[None]))}
 
 
-def release(run: Path, out: Path) -> dict:
-    ckpt = checkpoint.latest(run)
-    if ckpt is None:
-        raise FileNotFoundError(f"--run: no checkpoint in {run}")
+def release(run: Path, out: Path, step: int | None = None) -> dict:
+    """Release the run's checkpoint of `step` (its latest when None) into `out`; returns
+    what release.json records."""
+    ckpt = checkpoint.latest(run) if step is None else run / f"step-{step:07d}"
+    if ckpt is None or not (ckpt / "model.safetensors").is_file():
+        held = ", ".join(sorted(p.name for p in run.glob("step-*"))) or "none"
+        what = "no checkpoint" if step is None else f"no checkpoint of step {step}"
+        raise FileNotFoundError(f"--run: {what} in {run} (its checkpoints: {held})")
+    step = int(ckpt.name.removeprefix("step-"))
     size = (ckpt / "model.safetensors").stat().st_size
     if size > MAX_BYTES:
         raise ValueError(f"--run: weights are {size / 2**20:.1f} MB, over the {MAX_BYTES / 2**20:.0f} MB release limit")
@@ -64,21 +72,22 @@ def release(run: Path, out: Path) -> dict:
     side = cfg.model.image_size
     image = fixed_crops(held_out, side, 1)[0]
     mask = evaluation_masks(side, side, 1)[EXAMPLE_BUCKET][0]
-    for name in ("curve.jsonl", "curve.png"):  # the learning curve, where the run logged one
-        if (run / name).is_file():
-            shutil.copyfile(run / name, out / name)
+    curve = [e for e in read_jsonl(run / "curve.jsonl") if e["step"] <= step]  # the learning curve to this step
+    if curve:
+        (out / "curve.jsonl").write_text("".join(json.dumps(e) + "\n" for e in curve))
+        plot_curve(curve, out / "curve.png", record.get("dino_source", "none"))
     write_image(to_uint8(image), out / "example.png")
     write_image(to_uint8(torch.from_numpy(mask > 0.5)[None].float()), out / "example_mask.png")
     info = {
         "command": record.get("command"),
         # every start of the run (the first, then each --resume), with the step it began at
-        "commands": record.get("commands", []),
+        "commands": [c for c in record.get("commands", []) if c.get("from_step", 0) < step],
         # a run started from another's weights (--init): that checkpoint and the commands
         # that made it, back to the first run
         "initialised_from": record.get("init"),
         "precision": record.get("precision"),
         "run": str(run),
-        "step": int(ckpt.name.removeprefix("step-")),
+        "step": step,
         "dino_source": record.get("dino_source"),
         "weights_mb": round(size / 2**20, 2),
         # the data on the releasing machine (the wallpapers only when installed there)
@@ -97,10 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog("release"), description=__doc__.splitlines()[0],
                                      formatter_class=Defaults)
     parser.add_argument("--run", type=Path, required=True, help="a training run folder")
+    parser.add_argument("--step", type=int, help="the checkpoint to release (default: the run's latest)")
     parser.add_argument("--out", type=Path, default=RELEASED, help="the release folder to write")
     add_debug(parser)
     args = parser.parse_args(argv)
-    print(json.dumps(release(args.run, args.out), indent=1))
+    print(json.dumps(release(args.run, args.out, args.step), indent=1))
     return 0
 
 

@@ -6,9 +6,10 @@ photograph's own fine detail. The hole is covered by blocks `4f` pixels wide at 
 of `2f`. For each block, the known blocks near the hole most like it by their `4 x 4`
 pixels at the working scale (the fill there) are the candidates; of these, the one whose
 detail band (its full-resolution pixels minus their own `1/f`-scale version brought back
-the same way) best agrees with what the block's pixels already hold (weighed on a grid of
-16 x 16 of its pixels) is copied: the photograph's own detail where they are known, the
-blocks placed before where they are not. The blocks are placed from the hole's edge inwards, so the copied texture agrees
+the same way) best agrees with what the block's pixels already hold (weighed on at most
+16 x 16 of its pixels: all of them for blocks of 16 px or less) is copied: the
+photograph's own detail where they are known, the blocks placed before where they are
+not. The blocks are placed from the hole's edge inwards, so the copied texture agrees
 with the texture around the hole and with itself, instead of repeating the one best
 match in a grid. The chosen band is added to the fill under a Hann window, so that
 blocks meet without seams, and blended so that the detail keeps most of its amplitude

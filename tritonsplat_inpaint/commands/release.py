@@ -76,6 +76,9 @@ def release(run: Path, out: Path, step: int | None = None) -> dict:
     if curve:
         (out / "curve.jsonl").write_text("".join(json.dumps(e) + "\n" for e in curve))
         plot_curve(curve, out / "curve.png", record.get("dino_source", "none"))
+    else:  # no curve logged: none of an earlier release left beside these weights
+        for name in ("curve.jsonl", "curve.png"):
+            (out / name).unlink(missing_ok=True)
     write_image(to_uint8(image), out / "example.png")
     write_image(to_uint8(torch.from_numpy(mask > 0.5)[None].float()), out / "example_mask.png")
     info = {

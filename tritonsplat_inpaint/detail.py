@@ -190,6 +190,12 @@ def _quilt(image: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor, to
     # one depth and one parity are chosen together, as they would be one after the other
     wave = depth.floor().long() * 4 + (tops // 2 % 2) * 2 + lefts // 2 % 2
     pix, some = torch.arange(size), _samples(size)
+
+    def in_box(n: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows [len(n), p, 1] and columns [len(n), 1, p] in the bounding box of the
+        blocks `n`'s pixels at `offsets` (p of them) on each axis."""
+        return (tops[n, None] * f - by0 + offsets)[:, :, None], (lefts[n, None] * f - bx0 + offsets)[:, None, :]
+
     # blocks whose candidates' samples and chosen bands take about 4 MB
     per_chunk = max(1, 2**20 // (3 * (k * len(some) ** 2 + size**2)))
     for g in torch.unique(wave).tolist():
@@ -199,8 +205,7 @@ def _quilt(image: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor, to
                 # each candidate's band and what the block holds, on the samples
                 bands = _bands(image, cells, cand_rows[n].flatten(), cand_cols[n].flatten(), f, some)
                 bands = bands.view(len(n), k, 3, len(some), len(some))
-                rows = (tops[n, None] * f - by0 + some)[:, :, None]  # [n, p, 1]: in the bounding box
-                cols = (lefts[n, None] * f - bx0 + some)[:, None, :]
+                rows, cols = in_box(n, some)
                 own, seen = _own_bands(image, padded_cells, known, tops[n], lefts[n], f, some)
                 placed = wsum[rows, cols]  # [n, p, p]
                 mean = acc[:, rows, cols].permute(1, 0, 2, 3) / placed.clamp_min(1e-6)[:, None]
@@ -214,8 +219,7 @@ def _quilt(image: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor, to
                 # where something is held the agreement decides, the guide only where nothing is
                 pick = torch.where(energy > 0, disagree, guide_err[n]).argmin(1)
             chosen = _bands(image, cells, cand_rows[n, pick], cand_cols[n, pick], f, pix)  # [n, 3, size, size]
-            rows = (tops[n, None] * f - by0 + pix)[:, :, None]  # [n, size, 1]: in the bounding box
-            cols = (lefts[n, None] * f - bx0 + pix)[:, None, :]
+            rows, cols = in_box(n, pix)
             acc[:, rows, cols] += (chosen * window).permute(1, 0, 2, 3)
             wsum[rows, cols] += window
             power[rows, cols] += window.square()

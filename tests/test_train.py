@@ -57,6 +57,9 @@ def test_cosine_schedule_falls_from_lr_to_its_floor_and_constant_stays():
     assert rates[0] == 1e-3 and abs(rates[-1] - 1e-4) < 1e-12
     assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
     assert abs(rates[5] - 0.55e-3) < 1e-12  # half way: the mean of the two ends
+    cfg.train.decay_start = 6  # a constant-rate run resumed into its decay: flat to step 6, then the same fall
+    late = [learning_rate(cfg, s) for s in range(11)]
+    assert late[:7] == [1e-3] * 7 and abs(late[-1] - 1e-4) < 1e-12 and late[8] == rates[5]
     cfg.train.schedule = "constant"
     assert {learning_rate(cfg, s) for s in range(11)} == {1e-3}
     cfg.train.schedule = "step"

@@ -146,7 +146,8 @@ def learning_rate(cfg: Config, step: int) -> float:
     if t.schedule == "constant":
         return t.lr
     if t.schedule == "cosine":
-        progress = min(step / max(t.steps - 1, 1), 1.0)
+        # A run at a constant rate can be resumed into its decay: `decay_start` is where it begins.
+        progress = min(max(step - t.decay_start, 0) / max(t.steps - 1 - t.decay_start, 1), 1.0)
         return t.lr * (t.lr_final + (1 - t.lr_final) * 0.5 * (1 + math.cos(math.pi * progress)))
     raise ValueError(f"train.schedule: expected 'constant' or 'cosine', got {t.schedule!r}")
 

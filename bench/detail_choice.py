@@ -5,7 +5,7 @@ the detail around them, on the same network outputs, crops and masks.
 
 The released network's outputs on the held-out crops (`per_image` of each photograph, the
 evaluation's fixed masks) are given the crop's own fine detail (`evaluation.with_detail`,
-weight 1 at scale 2) with `detail.CANDIDATES` set to each of `--candidates` in turn: 1 is
+weight 1 at scale 2) with each of `--candidates` in turn as its candidate count: 1 is
 the guide alone (each block takes the known block most like it at the working scale), more
 lets the block's agreement with the detail around it choose among that many. Each is
 scored as `model.evaluate` scores: PSNR, the DINOv2 judge's perceptual distance and
@@ -72,13 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     truth = judge.features(held.images)
     for bucket, masks in held.masks.items():
         outputs = held.outputs(net, bucket)
-        scores, default = {}, detail.CANDIDATES
+        scores = {}
         for k in args.candidates:
-            detail.CANDIDATES = k
-            try:
-                detailed = with_detail(outputs, held.images, masks, 1.0)
-            finally:
-                detail.CANDIDATES = default
+            detailed = with_detail(outputs, held.images, masks, 1.0, candidates=k)
             judged = _judged(judge, {k: detailed}, held.images, masks, truth, every)[k]
             scores[str(k)] = {"psnr": psnr(detailed, held.images), **judged}
         rows = {}

@@ -110,7 +110,7 @@ def _lag_correlation(a: torch.Tensor, lag: int) -> float:
 
 
 @pytest.mark.parametrize("f", [4, 8])  # 8: candidates weighed on 16 x 16 of a block's 32 x 32 pixels
-def test_blocks_are_not_one_block_repeated(monkeypatch, f):
+def test_blocks_are_not_one_block_repeated(f):
     """On a flat colour with fine noise every block's guide is the same: chosen by its guide
     alone the hole is one block repeated, a grid; chosen to agree with what is placed
     around it, the blocks differ."""
@@ -121,10 +121,9 @@ def test_blocks_are_not_one_block_repeated(monkeypatch, f):
     hole[48 * s : 112 * s, 64 * s : 128 * s] = True
     added = {}
     for candidates in (1, detail.CANDIDATES):
-        monkeypatch.setattr(detail, "CANDIDATES", candidates)
         filled = _smooth_fill(image, hole, f)
         before = filled.clone()
-        transfer_detail(image, filled, hole, hole, f, 1.0)
+        transfer_detail(image, filled, hole, hole, f, 1.0, candidates)
         added[candidates] = (filled - before)[0, 56 * s : 104 * s, 72 * s : 120 * s]
     assert _lag_correlation(added[1], 2 * f) > 0.9  # the guide alone: a period of one stride
     assert abs(_lag_correlation(added[detail.CANDIDATES], 2 * f)) < 0.3
@@ -151,6 +150,8 @@ def test_nothing_to_do_leaves_the_fill_alone():
     assert transfer_detail(image, filled, hole, hole, 1, 1.0) == 0  # full resolution: nothing lost
     assert transfer_detail(image, filled, hole, torch.zeros_like(hole), 4, 1.0) == 0
     assert torch.equal(filled, before)
+    with pytest.raises(ValueError, match="candidates: expected at least 1, got 0"):
+        transfer_detail(image, filled, hole, hole, 4, 1.0, candidates=0)
 
 
 def test_each_hole_takes_detail_from_near_itself():

@@ -52,7 +52,7 @@ def hann(n: int) -> torch.Tensor:
 
 
 def transfer_detail(result: torch.Tensor, filled: torch.Tensor, hole: torch.Tensor, here: torch.Tensor, f: int,
-                    strength: float) -> int:  # fmt: skip
+                    strength: float, candidates: int = CANDIDATES) -> int:  # fmt: skip
     """Add the photograph's fine detail to `filled` over the hole pixels `here`, in place.
 
     result: [3, H, W], the photograph (its known pixels are the detail's source).
@@ -61,10 +61,14 @@ def transfer_detail(result: torch.Tensor, filled: torch.Tensor, hole: torch.Tens
     hole: [H, W] bool, every pixel not known yet (never a source), `here` among them.
     here: [H, W] bool, the pixels whose fill gets the detail.
     f: the working scale's factor (2 ** level); strength: the detail's weight (0: none).
+    candidates: the known blocks nearest each block's guide among which agreement decides
+        (1: the guide alone).
 
     Works on the grid of `f x f` cells from the top-left corner (`ceil(H / f)` rows), each
     connected hole apart with the known blocks near it. Returns the number of blocks given
     detail (0 when there is nothing to do)."""
+    if candidates < 1:
+        raise ValueError(f"candidates: expected at least 1, got {candidates}")
     if strength <= 0 or f < 2 or not bool(here.any()):
         return 0
     torch.where(hole, filled, result, out=filled)  # the photograph with its holes filled
@@ -74,20 +78,24 @@ def transfer_detail(result: torch.Tensor, filled: torch.Tensor, hole: torch.Tens
     n, labels = cv2.connectedComponents(cell_here.numpy().astype(np.uint8), connectivity=8)
     done = 0
     for label in range(1, n):
-        done += _one_hole(filled, cells, cell_hole, torch.from_numpy(labels == label), here, f, strength)
+        done += _one_hole(filled, cells, cell_hole, torch.from_numpy(labels == label), here, f, strength, candidates)
     return done
 
 
-def _bands(image: torch.Tensor, cells: torch.Tensor, sa: torch.Tensor, sb: torch.Tensor, f: int,
+def _bands(image: torch.Tensor, padded_cells: torch.Tensor, top: torch.Tensor, left: torch.Tensor, f: int,
            pix: torch.Tensor) -> torch.Tensor:  # fmt: skip
-    """The detail bands of the known blocks at cells (`sa`, `sb`) at the pixel offsets `pix`
-    of each axis (all 4f of them, or `_samples`): each block's pixels minus their 1/f
-    version brought back bilinearly (from its 6 x 6 cells, so that the block's edges are
-    interpolated as inside the photograph). [len(sa), 3, len(pix), len(pix)]"""
-    span = torch.arange(-1, 5)
-    around = cells[:, (sa[:, None] + span)[:, :, None], (sb[:, None] + span)[:, None, :]]
-    ys, xs = (sa[:, None] * f + pix)[:, :, None], (sb[:, None] * f + pix)[:, None, :]
-    return image[:, ys, xs].permute(1, 0, 2, 3) - _low(around, f, pix)
+    """The detail bands of the blocks at cells (`top`, `left`) at the pixel offsets `pix` of
+    each axis (all 4f of them, or `_samples`): each block's pixels minus their 1/f version
+    brought back bilinearly from its 6 x 6 cells (one cell of margin, so that the block's
+    edges are interpolated as inside the photograph). `padded_cells`: the 1/f image with 3
+    cells of margin on top and left (edge-replicated); pixels outside the photograph read its
+    nearest edge pixel. [n, 3, len(pix), len(pix)]"""
+    H, W = image.shape[-2:]
+    rows, cols = top[:, None] * f + pix, left[:, None] * f + pix
+    span = torch.arange(2, 8)  # cells top - 1 .. top + 4, 3 rows down in padded_cells
+    around = padded_cells[:, (top[:, None] + span)[:, :, None], (left[:, None] + span)[:, None, :]]
+    pixels = image[:, rows.clamp(0, H - 1)[:, :, None], cols.clamp(0, W - 1)[:, None, :]].permute(1, 0, 2, 3)
+    return pixels - _low(around, f, pix)
 
 
 def _low(around: torch.Tensor, f: int, pix: torch.Tensor) -> torch.Tensor:
@@ -120,21 +128,16 @@ def _samples(size: int) -> torch.Tensor:
     return torch.arange(step // 2, size, step)
 
 
-def _own_bands(image: torch.Tensor, padded_cells: torch.Tensor, known: torch.Tensor, top: torch.Tensor,
-               left: torch.Tensor, f: int, pix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """The photograph's own detail band under the blocks at cells (`top`, `left`) at the
-    pixel offsets `pix`, and where it is known: ([n, 3, p, p], [n, p, p] bool: the pixel's
-    cell known and inside the photograph; p = len(pix)). `padded_cells`: the 1/f image with
-    3 cells of margin on top and left; `known`: [cells] bool with 2."""
-    H, W = image.shape[-2:]
+def _seen(known: torch.Tensor, top: torch.Tensor, left: torch.Tensor, f: int, pix: torch.Tensor,
+          size: tuple[int, int]) -> torch.Tensor:  # fmt: skip
+    """Where the blocks at cells (`top`, `left`) hold the photograph's own pixels at the
+    offsets `pix`: [n, p, p] bool, the pixel's cell known (`known`: the cells with 2 of
+    margin on top and left) and inside the photograph (`size`: H, W)."""
+    H, W = size
     rows, cols = top[:, None] * f + pix, left[:, None] * f + pix
     inside = ((rows >= 0) & (rows < H))[:, :, None] & ((cols >= 0) & (cols < W))[:, None, :]
     cell = pix // f  # the block's cell under each offset
-    seen = known[(top[:, None] + 2 + cell)[:, :, None], (left[:, None] + 2 + cell)[:, None, :]] & inside
-    span6 = torch.arange(6)
-    around = padded_cells[:, (top[:, None] + 2 + span6)[:, :, None], (left[:, None] + 2 + span6)[:, None, :]]
-    own = image[:, rows.clamp(0, H - 1)[:, :, None], cols.clamp(0, W - 1)[:, None, :]].permute(1, 0, 2, 3)
-    return own - _low(around, f, pix), seen
+    return known[(top[:, None] + 2 + cell)[:, :, None], (left[:, None] + 2 + cell)[:, None, :]] & inside
 
 
 def _sources(cell_hole: torch.Tensor, component: torch.Tensor, H: int, W: int, f: int) -> tuple | None:
@@ -203,10 +206,11 @@ def _quilt(image: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor, to
             pick = torch.zeros(len(n), dtype=torch.long)
             if k > 1:
                 # each candidate's band and what the block holds, on the samples
-                bands = _bands(image, cells, cand_rows[n].flatten(), cand_cols[n].flatten(), f, some)
+                bands = _bands(image, padded_cells, cand_rows[n].flatten(), cand_cols[n].flatten(), f, some)
                 bands = bands.view(len(n), k, 3, len(some), len(some))
                 rows, cols = in_box(n, some)
-                own, seen = _own_bands(image, padded_cells, known, tops[n], lefts[n], f, some)
+                own = _bands(image, padded_cells, tops[n], lefts[n], f, some)  # the photograph's own, where seen
+                seen = _seen(known, tops[n], lefts[n], f, some, image.shape[-2:])
                 placed = wsum[rows, cols]  # [n, p, p]
                 mean = acc[:, rows, cols].permute(1, 0, 2, 3) / placed.clamp_min(1e-6)[:, None]
                 held = torch.where(seen[:, None], own, mean)[:, None]  # [n, 1, 3, p, p]
@@ -218,7 +222,7 @@ def _quilt(image: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor, to
                 disagree = ((bands - held).square() * weight).sum((2, 3, 4)) / energy.clamp_min(1e-12)
                 # where something is held the agreement decides, the guide only where nothing is
                 pick = torch.where(energy > 0, disagree, guide_err[n]).argmin(1)
-            chosen = _bands(image, cells, cand_rows[n, pick], cand_cols[n, pick], f, pix)  # [n, 3, size, size]
+            chosen = _bands(image, padded_cells, cand_rows[n, pick], cand_cols[n, pick], f, pix)  # [n, 3, size, size]
             rows, cols = in_box(n, pix)
             acc[:, rows, cols] += (chosen * window).permute(1, 0, 2, 3)
             wsum[rows, cols] += window
@@ -226,8 +230,8 @@ def _quilt(image: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor, to
     return acc, power
 
 
-def _one_hole(filled: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor,
-              component: torch.Tensor, here: torch.Tensor, f: int, strength: float) -> int:  # fmt: skip
+def _one_hole(filled: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor, component: torch.Tensor,
+              here: torch.Tensor, f: int, strength: float, candidates: int) -> int:  # fmt: skip
     """`transfer_detail` for one connected hole, `component` ([h, w] bool) on the cell grid.
     Reads the photograph from `filled` alone (its holes filled), never the caller's own."""
     H, W = here.shape
@@ -246,7 +250,7 @@ def _one_hole(filled: torch.Tensor, cells: torch.Tensor, cell_hole: torch.Tensor
         return 0
     aa, bb = found
     sources = grid[:, aa + 4, bb + 4].permute(1, 0, 2, 3).reshape(len(aa), -1)
-    k = min(CANDIDATES, len(aa))
+    k = min(candidates, len(aa))
     near = [torch.cdist(g, sources).topk(k, largest=False) for g in guides.split(256)]
     guide_err = torch.cat([d for d, _ in near]).square() / guides.shape[1]  # [blocks, k]: mean squared
     choices = torch.cat([i for _, i in near])

@@ -198,17 +198,20 @@ def _cache_classical(key: str, scores: dict) -> None:
 
 
 def with_detail(outputs: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, strength: float,
-                f: int = DETAIL_SCALE) -> torch.Tensor:  # fmt: skip
+                f: int = DETAIL_SCALE, candidates: int | None = None) -> torch.Tensor:  # fmt: skip
     """The outputs with the photograph's fine detail copied into their holes: for each
-    crop, `detail.transfer_detail` at scale `f` and weight `strength`, its sources the
-    crop's known pixels alone (the truth under the hole is never read)."""
-    from .detail import transfer_detail
+    crop, `detail.transfer_detail` at scale `f` and weight `strength` (and `candidates`, its
+    default when None), its sources the crop's known pixels alone (the truth under the hole
+    is never read)."""
+    from .detail import CANDIDATES, transfer_detail
+
+    candidates = CANDIDATES if candidates is None else candidates
 
     out = outputs.clone()
     for i in range(len(out)):
         hole = masks[i, 0] > 0.5
         filled = out[i].clone()
-        transfer_detail(images[i], filled, hole, hole, f, strength)
+        transfer_detail(images[i], filled, hole, hole, f, strength, candidates)
         out[i] = torch.where(hole, filled.clamp(0, 1), images[i])
     return out
 

@@ -3,6 +3,7 @@ and thick ones at a coarser scale, windows only where there are holes, no seam w
 hole crosses windows, and a large photograph within its memory bound."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 from model_helpers import tiny_config
 
-from tritonsplat_inpaint.infer import hole_scales, inpaint, probe_mask, starting_blend
+from tritonsplat_inpaint.infer import _guard, hole_scales, inpaint, probe_mask, starting_blend
 from tritonsplat_inpaint.network import build_model
 
 
@@ -110,13 +111,30 @@ def test_the_guard_fills_big_holes_with_the_better_method_on_the_probe(net):
     for s in reduced:  # every fill was tried on the probe, and the best one filled the holes
         assert set(s["probe_mse"]) == {"model", "blend"}
         assert s["method"] == min(s["probe_mse"], key=s["probe_mse"].get) == "blend"
-    assert any("fills its holes (the best on a probe of" in note for note in report.notes)
+    assert any("the blend fills its holes (ahead of the model by more than 0.5 dB on a probe of" in note
+               for note in report.notes)  # fmt: skip
     chosen, _ = inpaint(bad, image, hole, method=reduced[0]["method"], tile=64, overlap=16)
     assert torch.equal(guarded, chosen) and not torch.equal(unguarded, chosen)
     # the guard's choice is the one that is better on the real hole too, here
     err = {name: float((out[:, hole] - image[:, hole]).square().mean()) for name, out in
            (("guarded", guarded), ("unguarded", unguarded))}  # fmt: skip
     assert err["guarded"] < err["unguarded"]
+
+
+@pytest.mark.parametrize(("lead_db", "chosen"), [(0.2, "model"), (1.0, "blend")])
+def test_the_blend_replaces_the_network_only_when_clearly_ahead_on_the_probe(lead_db, chosen):
+    """Two fills close on the probe are a coin toss for the real hole: the network keeps it
+    unless the blend leads by more than GUARD_MARGIN_DB."""
+    work = torch.full((3, 64, 96), 0.5)
+    hole = torch.zeros(64, 96, dtype=torch.bool)
+    hole[24:40, 40:56] = True
+    off = 0.1  # the network's fill is off by this everywhere, the blend's by less: it leads by lead_db
+    fills = {"model": lambda x, m: torch.full_like(x, 0.5 + off),
+             "blend": lambda x, m: torch.full_like(x, 0.5 + off * 10 ** (-lead_db / 20))}  # fmt: skip
+    got, errors, note = _guard(fills, work, hole, hole, 64, 16, 16, 4)
+    assert abs(10 * math.log10(errors["model"] / errors["blend"]) - lead_db) < 1e-3
+    assert got == chosen and note.startswith(f"guard at scale 1/4: the {chosen} fills its holes")
+    assert ("within the 0.5 dB margin" in note) == (chosen == "model")
 
 
 def test_a_half_size_copy_of_the_holes_when_a_whole_one_has_no_room():

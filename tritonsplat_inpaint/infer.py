@@ -39,9 +39,10 @@ and its starting blend fill those copies, and the network fills the real holes u
 blend is nearer the known truth there by more than `GUARD_MARGIN_DB`; the report says
 which and what each scored. It costs one more run of each at that (small) scale. The
 margin is there because the probe is weak evidence between two fills that are close on
-it: over 78 big holes of held-out photographs the blend led on the probe 7 times, by
-0.02-0.51 dB, and the network was the better fill of the real hole in 6 of them, by up to
-1.1 dB; a network that is far off loses on the probe by far more than the margin. Where
+it: over 78 big holes of held-out photographs the blend led on the probe 7 to 10 times
+(two checkpoints), by 0.02-0.51 dB, and the network was the better fill of the real hole
+in 6 to 8 of those; a network that is far off loses on the probe by far more than the
+margin. Where
 no copy fits even at half size (a hole of most of the picture) the blend fills it, and
 the report says so. (The classical fills were tried as candidates too, and chose worse
 on the real holes: docs/model.md, "The guard".)

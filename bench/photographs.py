@@ -121,8 +121,9 @@ def _peak_mb() -> float:
         return int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) / 1024
 
 
-def run_one(method: str, image: Path, mask: Path, out: Path) -> dict:
-    """One method on one pair, in this process: {seconds, peak_mb}."""
+def run_one(method: str, image: Path, mask: Path, out: Path, ckpt: Path | None = None) -> dict:
+    """One method on one pair, in this process (the model's methods with `ckpt`, a
+    checkpoint or run folder; the release when None): {seconds, peak_mb}."""
     import torch
 
     from tritonsplat_inpaint.classical import biharmonic, telea
@@ -132,7 +133,7 @@ def run_one(method: str, image: Path, mask: Path, out: Path) -> dict:
     if method in MODEL_METHODS:
         from tritonsplat_inpaint.checkpoint import load_model
 
-        net, _ = load_model()
+        net, _ = load_model(ckpt) if ckpt else load_model()
     start = time.perf_counter()
     picture = read_image(image)
     weight, _ = read_mask(mask, picture.size)
@@ -190,7 +191,7 @@ def machine() -> str:
 def markdown(results: dict) -> str:
     methods = [m for m in METHODS if any(m in r["methods"] for r in results["runs"])]
     lines = [
-        f"Measured {results['date']} on {results['machine']}.",
+        f"Measured {results['date']} on {results['machine']}; the model: {results.get('checkpoint', 'the release')}.",
         "",
         "PSNR in the hole (dB, mean over the pictures; higher is better), time (s) and peak memory (MB) per run.",
         "",
@@ -264,11 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--widths", type=int, nargs="+", default=[500, 1000, 4000], choices=sorted(PICTURES))
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS, help="the methods to run")
     parser.add_argument("--work", type=Path, default=Path("runs/photographs"), help="inputs and outputs of every run")
+    parser.add_argument("--ckpt", type=Path, default=None,
+                        help="the model's checkpoint or run folder (default: the release)")
     parser.add_argument("--one", nargs=4, metavar=("METHOD", "IMAGE", "MASK", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         method, image, mask, out = args.one
-        print(json.dumps(run_one(method, Path(image), Path(mask), Path(out))))
+        print(json.dumps(run_one(method, Path(image), Path(mask), Path(out), args.ckpt)))
         return 0
     from PIL import Image
 
@@ -280,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-               "machine": machine(), "runs": []}  # fmt: skip
+               "machine": machine(), "checkpoint": str(args.ckpt or "the release"), "runs": []}  # fmt: skip
     env = dict(os.environ, PYTHONPATH=os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for width in args.widths:
         for name in PICTURES[width]:
@@ -300,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     out = args.work / f"{name}-{width}-{kind.split()[0]}-{method}.png"
                     cmd = [sys.executable, "-m", "bench.photographs", "--one", method, str(image), str(mask_path),
-                           str(out)]  # fmt: skip
+                           str(out), *(["--ckpt", str(args.ckpt)] if args.ckpt else [])]  # fmt: skip
                     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
                     if res.returncode:
                         raise RuntimeError(f"{method} on {image.name}: {res.stderr[-2000:]}")

@@ -32,7 +32,7 @@ MARGINS = (0.0, 0.25, 0.5, 1.0, 2.0, math.inf)  # dB; inf: the network always (n
 KINDS = ("object 8%", "third 33%")
 
 
-def cases(width: int) -> list[tuple[str, Path]]:
+def cases() -> list[tuple[str, Path]]:
     """The held-out photographs not in the real-size table: (name, path)."""
     from tritonsplat_inpaint.data import default_split, photograph_name
 
@@ -59,6 +59,7 @@ def measure_one(net, name: str, path: Path, width: int, kind: str, seed: int) ->
     m = torch.from_numpy(hole(kind, image.shape[1], image.shape[2], seed=seed) > 0)
     _, guarded = inpaint(net, image, m, detail=0.0)
     probes = [s["probe_mse"] for s in guarded.scales if s["scale"] < 1]
+    assert len(guarded.scales) == 1, "one ellipse is one hole, filled at one scale"
     probe = {k: _psnr(v) for k, v in probes[0].items()} if probes and probes[0] else None
     return {
         "case": f"{name} {w} {kind}", "pixels": int(m.sum()), "levels": [s["scale"] for s in guarded.scales],
@@ -70,9 +71,10 @@ def measure_one(net, name: str, path: Path, width: int, kind: str, seed: int) ->
 
 
 def choice(row: dict, margin: float) -> str:
-    """The fill a guard with this margin gives the hole: the blend where it is ahead of the
-    network on the probe by more than `margin` dB, or where there is no probe (as the
-    guard does); the network otherwise."""
+    """The fill a guard with this margin gives the hole: the network where the hole is
+    filled at full resolution (no guard there); else the blend where it is ahead of the
+    network on the probe by more than `margin` dB, or where no copy of the hole fitted (as
+    the guard does); the network otherwise."""
     if math.isinf(margin):
         return "model"
     if row["probe"] is None:
@@ -138,20 +140,21 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     net, _ = load_model(args.ckpt) if args.ckpt else load_model()
+    checkpoint = os.path.relpath(args.ckpt or RELEASED)
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "cases.jsonl"
     done = {json.loads(line)["key"]: json.loads(line) for line in log.read_text().splitlines()} if log.is_file() else {}
-    todo = [(i, name, path, kind) for i, (name, path) in enumerate(cases(args.width)[: args.limit]) for kind in KINDS]
+    todo = [(i, name, path, kind) for i, (name, path) in enumerate(cases()[: args.limit]) for kind in KINDS]
     rows = []
     for i, name, path, kind in tqdm(todo, desc="big holes", unit="hole"):
-        key = f"{name}|{kind}|{args.width}"
+        key = f"{checkpoint}|{name}|{kind}|{args.width}"  # a rerun resumes the same checkpoint's rows only
         if key not in done:
             done[key] = {"key": key} | measure_one(net, name, path, args.width, kind, seed=100 + i)
             with log.open("a") as f:
                 f.write(json.dumps(done[key]) + "\n")
         rows.append(done[key])
     results = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-               "machine": machine(), "checkpoint": os.path.relpath(args.ckpt or RELEASED), "width": args.width,
+               "machine": machine(), "checkpoint": checkpoint, "width": args.width,
                "rows": rows, "summary": summary(rows)}  # fmt: skip
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (args.out / "results.md").write_text(markdown(results))

@@ -12,8 +12,9 @@ import pytest
 import torch
 from model_helpers import tiny_config
 
-from tritonsplat_inpaint.infer import _guard, hole_scales, inpaint, probe_mask, starting_blend
+from tritonsplat_inpaint.infer import GUARD_MARGIN_DB, _guard, hole_scales, inpaint, probe_mask, starting_blend
 from tritonsplat_inpaint.network import build_model
+from tritonsplat_inpaint.page.words import plain_note
 
 
 @pytest.fixture(scope="module")
@@ -108,11 +109,11 @@ def test_the_guard_fills_big_holes_with_the_better_method_on_the_probe(net):
     unguarded, _ = inpaint(bad, image, hole, tile=64, overlap=16, guard=False)
     reduced = [s for s in report.scales if s["scale"] < 1]
     assert reduced
-    for s in reduced:  # every fill was tried on the probe, and the best one filled the holes
-        assert set(s["probe_mse"]) == {"model", "blend"}
-        assert s["method"] == min(s["probe_mse"], key=s["probe_mse"].get) == "blend"
-    assert any("the blend fills its holes (ahead of the model by more than 0.5 dB on a probe of" in note
-               for note in report.notes)  # fmt: skip
+    for s in reduced:  # both fills were tried on the probe, and the blend, ahead by more than the margin, filled
+        assert set(s["probe_mse"]) == {"model", "blend"} and s["method"] == "blend"
+        assert 10 * math.log10(s["probe_mse"]["model"] / s["probe_mse"]["blend"]) > GUARD_MARGIN_DB
+    assert any(f"the blend fills its holes (ahead of the model by more than {GUARD_MARGIN_DB:g} dB, on a probe of"
+               in note for note in report.notes)  # fmt: skip
     chosen, _ = inpaint(bad, image, hole, method=reduced[0]["method"], tile=64, overlap=16)
     assert torch.equal(guarded, chosen) and not torch.equal(unguarded, chosen)
     # the guard's choice is the one that is better on the real hole too, here
@@ -121,7 +122,8 @@ def test_the_guard_fills_big_holes_with_the_better_method_on_the_probe(net):
     assert err["guarded"] < err["unguarded"]
 
 
-@pytest.mark.parametrize(("lead_db", "chosen"), [(0.2, "model"), (1.0, "blend")])
+@pytest.mark.parametrize(("lead_db", "chosen"), [(GUARD_MARGIN_DB - 0.3, "model"), (GUARD_MARGIN_DB + 0.3, "blend"),
+                                                 (-0.5, "model")])
 def test_the_blend_replaces_the_network_only_when_clearly_ahead_on_the_probe(lead_db, chosen):
     """Two fills close on the probe are a coin toss for the real hole: the network keeps it
     unless the blend leads by more than GUARD_MARGIN_DB."""
@@ -134,7 +136,10 @@ def test_the_blend_replaces_the_network_only_when_clearly_ahead_on_the_probe(lea
     got, errors, note = _guard(fills, work, hole, hole, 64, 16, 16, 4)
     assert abs(10 * math.log10(errors["model"] / errors["blend"]) - lead_db) < 1e-3
     assert got == chosen and note.startswith(f"guard at scale 1/4: the {chosen} fills its holes")
-    assert ("within the 0.5 dB margin" in note) == (chosen == "model")
+    assert (f"within the {GUARD_MARGIN_DB:g} dB margin" in note) == (0 < lead_db <= GUARD_MARGIN_DB)
+    assert ("(the best, on a probe" in note) == (lead_db < 0)
+    # the page says each of them in its own words, never as the note was said
+    assert plain_note(note)["text"].startswith("The large hole is filled at 1/4 scale by the ")
 
 
 def test_a_half_size_copy_of_the_holes_when_a_whole_one_has_no_room():

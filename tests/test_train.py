@@ -60,6 +60,11 @@ def test_cosine_schedule_falls_from_lr_to_its_floor_and_constant_stays():
     cfg.train.decay_start = 6  # a constant-rate run resumed into its decay: flat to step 6, then the same fall
     late = [learning_rate(cfg, s) for s in range(11)]
     assert late[:7] == [1e-3] * 7 and abs(late[-1] - 1e-4) < 1e-12 and late[8] == rates[5]
+    for bad in (-1, 10):  # before the run, or too late for anything to fall
+        cfg.train.decay_start = bad
+        with pytest.raises(ValueError, match=rf"train.decay_start: expected a step from 0 to .* \(9\).*got {bad}"):
+            learning_rate(cfg, 0)
+    cfg.train.decay_start = 0
     cfg.train.schedule = "constant"
     assert {learning_rate(cfg, s) for s in range(11)} == {1e-3}
     cfg.train.schedule = "step"

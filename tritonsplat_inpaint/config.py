@@ -57,7 +57,7 @@ class TrainConfig:
     steps: int = 600
     batch_size: int = 8
     lr: float = 5e-4
-    schedule: str = "cosine"  # "constant", or "cosine": decay to lr * lr_final over the run
+    schedule: str = "cosine"  # "constant", or "cosine": decay to lr * lr_final from decay_start to the run's end
     lr_final: float = 0.1
     decay_start: int = 0  # cosine: the rate holds at lr until this step, then falls to lr * lr_final at `steps`
     head_lr: float = 0.01  # the decoder head's last layer learns at this fraction of lr

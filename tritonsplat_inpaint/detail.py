@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-CANDIDATES = 16  # the known blocks nearest a block's guide, among which agreement decides
+CANDIDATES = 16  # transfer_detail's default: the known blocks nearest a block's guide, among which agreement decides
 AGREEMENT_SAMPLES = 16  # the pixels of each axis of a block on which the candidates are weighed
 MAX_CANDIDATES = 40_000  # known blocks searched per hole (a strided subset beyond)
 SEARCH_MARGIN = 1.0  # the search region: the hole's bounding box grown by this many of its sizes

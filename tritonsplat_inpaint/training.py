@@ -147,6 +147,9 @@ def learning_rate(cfg: Config, step: int) -> float:
         return t.lr
     if t.schedule == "cosine":
         # A run at a constant rate can be resumed into its decay: `decay_start` is where it begins.
+        if t.decay_start and not 0 < t.decay_start < t.steps - 1:
+            raise ValueError(f"train.decay_start: expected a step from 0 to train.steps - 2 ({t.steps - 2}) for the "
+                             f"cosine to fall over, got {t.decay_start}")  # fmt: skip
         progress = min(max(step - t.decay_start, 0) / max(t.steps - 1 - t.decay_start, 1), 1.0)
         return t.lr * (t.lr_final + (1 - t.lr_final) * 0.5 * (1 + math.cos(math.pi * progress)))
     raise ValueError(f"train.schedule: expected 'constant' or 'cosine', got {t.schedule!r}")

@@ -75,9 +75,9 @@ _PLAIN_NOTES = [
     (r"mask in colour", "The mask is in colour: every non-black pixel counts as hole."),
     (r"guard at scale 1/(\d+): the blend fills its holes \(no copy", "The large hole is filled at 1/{0} scale by the "
      "classical blend: no copy of it fits on the photograph's known pixels to test the model against it."),
-    (r"guard at scale 1/(\d+): (.+?) fills its holes \(the best on a probe of \d+ known pixels(.*?): PSNR (.*)\)$",
-     "The large hole is filled at 1/{0} scale by {1}, the best of the fills tried on a copy of the hole placed "
-     "over the photograph's known pixels{2}: {3}."),
+    (r"guard at scale 1/(\d+): (.+?) fills its holes \((.+?), on a probe of \d+ known pixels(.*?): PSNR (.*)\)$",
+     "The large hole is filled at 1/{0} scale by {1} ({2}, when the fills were tried on a copy of the hole "
+     "placed over the photograph's known pixels{3}: {4})."),
 ]  # fmt: skip
 
 

@@ -40,8 +40,8 @@ blend is nearer the known truth there by more than `GUARD_MARGIN_DB`; the report
 which and what each scored. It costs one more run of each at that (small) scale. The
 margin is there because the probe is weak evidence between two fills that are close on
 it: over 78 big holes of held-out photographs the blend led on the probe 7 to 10 times
-(two checkpoints), by 0.00-0.52 dB, and the network was the better fill of the real hole
-in 6 to 8 of those; a network that is far off loses on the probe by far more than the
+(three checkpoints), by 0.00-0.61 dB, and the network was the better fill of the real
+hole in 6 to 8 of those; a network that is far off loses on the probe by far more than the
 margin. Where no copy fits even at half size (a hole of most of the picture) the blend
 fills it, and the report says so. (The classical fills were tried as candidates too, and
 chose worse on the real holes: docs/model.md, "The guard".)
@@ -212,8 +212,7 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
     every hole pixel filled and every known pixel exactly as given, what was done). See
     the module docstring for the plan and the guard (`guard`: at reduced scales, the
     network fills unless its starting blend beats it by more than `GUARD_MARGIN_DB` on a
-    probe of known pixels;
-    `method`: "model", "blend" or a classical fill, on the same plan);
+    probe of known pixels; `method`: "model", "blend" or a classical fill, on the same plan);
     `keep_gaussians` records every network run's Gaussians in `Report.runs` (method
     "model" with a Gaussian decoder); `detail`: the weight of the fine detail copied from
     the photograph into holes filled at reduced scales (`detail.transfer_detail`; 0: none)."""
@@ -287,9 +286,9 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
 
 
 GUARD_FILLS = ("model", "blend")  # the fills the guard weighs (more: docs/model.md, "The guard")
-# how far ahead of the network on the probe another fill must be to replace it: twice the
-# largest lead seen where the probe was a coin toss (docs/model.md, "The guard's margin";
-# bench/guard_margin.py)
+# how far ahead of the network on the probe another fill must be to replace it: above the
+# largest lead seen where the probe was a coin toss, 0.61 dB (docs/model.md, "The guard's
+# margin"; bench/guard_margin.py)
 GUARD_MARGIN_DB = 1.0
 PROBE_SHRINKS = (1, 2)  # the sizes of the holes' copy the guard tries, whole first
 PROBE_COPIES = 4  # copies of the holes on known pixels that the guard's fills are scored on, together

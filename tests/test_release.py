@@ -96,15 +96,28 @@ def test_a_named_step_is_released_with_its_own_curve_and_commands(tmp_path):
     train(tiny_config(steps=4, curve_every=2, checkpoint_every=2), run, compile=False, progress=False)
     record = json.loads((run / "config.json").read_text())
     record["commands"] = [
-        {"command": "python -m model.train", "from_step": 0},
-        {"command": "python -m model.train --resume", "from_step": 4},
-    ]  # a later chunk
+        {"command": "python -m model.train", "from_step": 0, "precision": "float32"},
+        {"command": "python -m model.train --resume", "from_step": 4, "precision": "bfloat16"},
+    ]  # a later chunk, on another machine
+    record["precision"] = "bfloat16"
     (run / "config.json").write_text(json.dumps(record))
     assert release.main(["--run", str(run), "--step", "2", "--out", str(out)]) == 0
     info = json.loads((out / "release.json").read_text())
     assert info["step"] == 2 and [c["from_step"] for c in info["commands"]] == [0]
+    assert info["precision"] == "float32"  # the precision step 2 was trained in, not the later chunk's
     assert [json.loads(line)["step"] for line in (out / "curve.jsonl").read_text().splitlines()] == [0, 2]
     assert (out / "curve.png").stat().st_size > 10_000
     assert (out / "model.safetensors").read_bytes() == (run / "step-0000002" / "model.safetensors").read_bytes()
     with pytest.raises(FileNotFoundError, match=r"--run: no checkpoint of step 3 .*step-0000002, step-0000004"):
         release.release(run, out, step=3)
+
+
+def test_each_start_of_a_run_records_its_own_precision(tmp_path):
+    from tritonsplat_inpaint.runs import write_record
+
+    write_record(tmp_path, {"precision": "float32"}, "python -m model.train", None)
+    (tmp_path / "step-0000004").mkdir()
+    write_record(tmp_path, {"precision": "bfloat16"}, "python -m model.train --resume", tmp_path / "step-0000004")
+    record = json.loads((tmp_path / "config.json").read_text())
+    assert [(c["from_step"], c["precision"]) for c in record["commands"]] == [(0, "float32"), (4, "bfloat16")]
+    assert record["precision"] == "bfloat16" and record["command"] == "python -m model.train"

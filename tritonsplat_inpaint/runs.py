@@ -83,6 +83,8 @@ def write_record(run_dir: Path, record: dict, command: str | None, ckpt: Path | 
         old = json.loads(previous.read_text()) if ckpt is not None and previous.is_file() else {}
         record["command"] = old.get("command") or command
         started = {"command": command, "from_step": ckpt_step(ckpt), "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+        if "precision" in record:  # each start's own: a resumed run may move to another machine
+            started["precision"] = record["precision"]
         record["commands"] = [*old.get("commands", []), started]
         if init is not None and ckpt is None:
             record["init"] = init_record(Path(init))

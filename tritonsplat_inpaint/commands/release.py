@@ -81,14 +81,18 @@ def release(run: Path, out: Path, step: int | None = None) -> dict:
             (out / name).unlink(missing_ok=True)
     write_image(to_uint8(image), out / "example.png")
     write_image(to_uint8(torch.from_numpy(mask > 0.5)[None].float()), out / "example_mask.png")
+    starts = [c for c in record.get("commands", []) if c.get("from_step", 0) < step]
+    # the precisions of the starts that trained these weights; a record whose starts do not
+    # carry theirs (before 2026-12-07) has only the latest start's
+    precisions = sorted({c["precision"] for c in starts if "precision" in c})
     info = {
         "command": record.get("command"),
         # every start of the run (the first, then each --resume), with the step it began at
-        "commands": [c for c in record.get("commands", []) if c.get("from_step", 0) < step],
+        "commands": starts,
         # a run started from another's weights (--init): that checkpoint and the commands
         # that made it, back to the first run
         "initialised_from": record.get("init"),
-        "precision": record.get("precision"),
+        "precision": ", ".join(precisions) if precisions else record.get("precision"),
         "run": str(run),
         "step": step,
         "dino_source": record.get("dino_source"),

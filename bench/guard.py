@@ -9,7 +9,7 @@ scale-adaptive plan with the fine detail off (`detail=0`: the guard alone is com
 under four variants of the guard: one copy of the holes, the model against its blend
 (the guard before 2026-12-06); four copies and a half-size copy where no whole one fits
 (the guard of 2026-12-06); and each of those with the classical fills as candidates too,
-all without the margin the guard has had since (`infer.GUARD_MARGIN_DB`, measured by
+all without the margin the guard has had since (`infer.Guard.margin_db`, measured by
 `bench.guard_margin`): the best fill on the probe wins. PSNR over the hole's pixels.
 Writes results.json and results.md.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 CLASSICAL = ("telea", "navier-stokes", "biharmonic", "fsr")
-VARIANTS = {  # name: (the fills weighed, copies of the holes, sizes of the copy)
+VARIANTS = {  # name: (the fills weighed, copies of the holes, sizes of the copy), each without the margin
     "one copy, model or blend (before)": (("model", "blend"), 1, (1,)),
     "four copies, half size if needed, model or blend": (("model", "blend"), 4, (1, 2)),
     "four copies, half size if needed, + classical fills": (("model", "blend", *CLASSICAL), 4, (1, 2)),
@@ -57,14 +57,9 @@ def measure() -> list[dict]:
                     return hole_psnr(out, image, m)
 
                 row = {"case": f"{name} {width} {kind}", "telea": score(telea(image * ~m, m[None].float()))}
-                for label, variant in VARIANTS.items():
-                    saved = infer.GUARD_FILLS, infer.PROBE_COPIES, infer.PROBE_SHRINKS, infer.GUARD_MARGIN_DB
-                    infer.GUARD_FILLS, infer.PROBE_COPIES, infer.PROBE_SHRINKS = variant
-                    infer.GUARD_MARGIN_DB = 0.0
-                    try:
-                        out, report = infer.inpaint(net, image, m, detail=0.0)
-                    finally:
-                        infer.GUARD_FILLS, infer.PROBE_COPIES, infer.PROBE_SHRINKS, infer.GUARD_MARGIN_DB = saved
+                for label, (fills, copies, shrinks) in VARIANTS.items():
+                    guard = infer.Guard(fills=fills, margin_db=0.0, shrinks=shrinks, copies=copies)
+                    out, report = infer.inpaint(net, image, m, detail=0.0, guard=guard)
                     row[label] = {"psnr": score(out), "chosen": [s["method"] for s in report.scales if s["scale"] < 1]}
                 row["no guard"] = score(infer.inpaint(net, image, m, detail=0.0, guard=False)[0])
                 row["blend"] = score(infer.inpaint(net, image, m, detail=0.0, method="blend")[0])

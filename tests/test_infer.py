@@ -12,7 +12,15 @@ import pytest
 import torch
 from model_helpers import tiny_config
 
-from tritonsplat_inpaint.infer import GUARD_MARGIN_DB, _guard, hole_scales, inpaint, probe_mask, starting_blend
+from tritonsplat_inpaint.infer import (
+    GUARD_MARGIN_DB,
+    Guard,
+    _guard,
+    hole_scales,
+    inpaint,
+    probe_mask,
+    starting_blend,
+)
 from tritonsplat_inpaint.network import build_model
 from tritonsplat_inpaint.page.words import plain_note
 
@@ -140,6 +148,26 @@ def test_the_blend_replaces_the_network_only_when_clearly_ahead_on_the_probe(lea
     assert ("(the best, on a probe" in note) == (lead_db < 0)
     # the page says each of them in its own words, never as the note was said
     assert plain_note(note)["text"].startswith("The large hole is filled at 1/4 scale by the ")
+
+
+def test_a_guard_of_ones_own_sets_the_margin_and_bad_settings_are_refused(net):
+    """`inpaint(guard=Guard(...))`: the same probe, a lead of 1.3 dB for the blend, goes to
+    the blend under the default margin and stays with the network under a 2 dB one."""
+    work = torch.full((3, 64, 96), 0.5)
+    hole = torch.zeros(64, 96, dtype=torch.bool)
+    hole[24:40, 40:56] = True
+    fills = {"model": lambda x, m: torch.full_like(x, 0.6), "blend": lambda x, m: torch.full_like(x, 0.5 + 0.1 * 10 ** (-1.3 / 20))}
+    assert _guard(fills, work, hole, hole, 64, 16, 16, 4)[0] == "blend"
+    got, _, note = _guard(fills, work, hole, hole, 64, 16, 16, 4, Guard(margin_db=2.0))
+    assert got == "model" and "within the 2 dB margin" in note
+    with pytest.raises(ValueError, match=r"guard.fills: expected 'model' among the fills weighed, got \('blend',\)"):
+        Guard(fills=("blend",))
+    with pytest.raises(ValueError, match=r"guard.fills: expected 'model', 'blend' or .*got 'nope'"):
+        Guard(fills=("model", "nope"))
+    with pytest.raises(ValueError, match=r"guard: expected margin_db >= 0.*margin_db=-1"):
+        Guard(margin_db=-1)
+    with pytest.raises(TypeError, match=r"guard: expected True, False or a Guard, got 'yes'"):
+        inpaint(net, work, hole, guard="yes")
 
 
 def test_a_half_size_copy_of_the_holes_when_a_whole_one_has_no_room():

@@ -36,7 +36,7 @@ the network is tested before it fills: the scale's holes are copied, as a shape,
 known pixels nearby (up to four of the nearest shifts that land on known pixels:
 `probe_mask`; the shape at half size where a whole copy has no room), both the network
 and its starting blend fill those copies, and the network fills the real holes unless the
-blend is nearer the known truth there by more than `GUARD_MARGIN_DB`; the report says
+blend is nearer the known truth there by more than `Guard.margin_db`; the report says
 which and what each scored. It costs one more run of each at that (small) scale. The
 margin is there because the probe is weak evidence between two fills that are close on
 it: over 78 big holes of held-out photographs the blend led on the probe 7 to 10 times
@@ -206,13 +206,14 @@ def _probe_error(fn, work: torch.Tensor, work_hole: torch.Tensor, probe: torch.T
 
 
 def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method: str = "model", tile: int = 256,
-            overlap: int = 64, radius: float | None = None, keep_gaussians: bool = False, guard: bool = True,
+            overlap: int = 64, radius: float | None = None, keep_gaussians: bool = False, guard: bool | Guard = True,
             detail: float = DETAIL) -> tuple[torch.Tensor, Report]:  # fmt: skip
     """image [3, H, W] in [0, 1], hole [H, W] or [1, H, W] (nonzero = hole) -> (image with
     every hole pixel filled and every known pixel exactly as given, what was done). See
     the module docstring for the plan and the guard (`guard`: at reduced scales, the
-    network fills unless its starting blend beats it by more than `GUARD_MARGIN_DB` on a
-    probe of known pixels; `method`: "model", "blend" or a classical fill, on the same plan);
+    network fills unless its starting blend beats it by more than `Guard.margin_db` on a
+    probe of known pixels; a `Guard` sets what it weighs and how; `method`: "model",
+    "blend" or a classical fill, on the same plan);
     `keep_gaussians` records every network run's Gaussians in `Report.runs` (method
     "model" with a Gaussian decoder); `detail`: the weight of the fine detail copied from
     the photograph into holes filled at reduced scales (`detail.transfer_detail`; 0: none)."""
@@ -235,7 +236,10 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
     fills |= {name: functools.partial(_classical, name) for name in PREFILLS}
     if method not in fills:
         raise ValueError(f"method: expected one of {', '.join(map(repr, fills))}, got {method!r}")
-    tried = {name: fills[name] for name in GUARD_FILLS if name != "blend" or net.fills}  # what the guard weighs
+    guard = Guard() if guard is True else guard or None
+    if guard is not None and not isinstance(guard, Guard):
+        raise TypeError(f"guard: expected True, False or a Guard, got {guard!r}")
+    tried = {name: fills[name] for name in guard.fills if name != "blend" or net.fills} if guard else {}
     hole = hole.reshape(image.shape[-2:]).bool()
     H, W = image.shape[-2:]
     # never shrink the short side below half the training crop
@@ -263,7 +267,7 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
         scale = (H / work.shape[-2], W / work.shape[-1])
         chosen, errors = method, None
         if method == "model" and guard and k:
-            chosen, errors, note = _guard(tried, work, work_hole, target, tile, overlap, multiple, 2**k)
+            chosen, errors, note = _guard(tried, work, work_hole, target, tile, overlap, multiple, 2**k, guard)
             report.notes.append(note)
         fn = model_fn if chosen == "model" else fills[chosen]
 
@@ -285,13 +289,31 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
     return result.clamp(0, 1), report
 
 
-GUARD_FILLS = ("model", "blend")  # the fills the guard weighs (more: docs/model.md, "The guard")
-# how far ahead of the network on the probe another fill must be to replace it: above the
-# largest lead seen where the probe was a coin toss, 0.61 dB (docs/model.md, "The guard's
-# margin"; bench/guard_margin.py)
-GUARD_MARGIN_DB = 1.0
-PROBE_SHRINKS = (1, 2)  # the sizes of the holes' copy the guard tries, whole first
-PROBE_COPIES = 4  # copies of the holes on known pixels that the guard's fills are scored on, together
+@dataclass(frozen=True)
+class Guard:
+    """What the guard at reduced scales weighs and how (`inpaint(guard=Guard(...))`;
+    `guard=True` is `Guard()`)."""
+
+    fills: tuple[str, ...] = ("model", "blend")  # the fills weighed (more: docs/model.md, "The guard")
+    # how far ahead of the network on the probe another fill must be to replace it: above
+    # the largest lead seen where the probe was a coin toss, 0.61 dB (docs/model.md, "The
+    # guard's margin"; bench/guard_margin.py)
+    margin_db: float = 1.0
+    shrinks: tuple[int, ...] = (1, 2)  # the sizes of the holes' copy tried, whole first
+    copies: int = 4  # copies of the holes on known pixels that the fills are scored on, together
+
+    def __post_init__(self):
+        if "model" not in self.fills:
+            raise ValueError(f"guard.fills: expected 'model' among the fills weighed, got {self.fills}")
+        unknown = [f for f in self.fills if f not in ("model", "blend", *PREFILLS)]
+        if unknown:
+            raise ValueError(f"guard.fills: expected 'model', 'blend' or {', '.join(map(repr, PREFILLS))}, "
+                             f"got {', '.join(map(repr, unknown))}")  # fmt: skip
+        if self.margin_db < 0 or self.copies < 1 or not self.shrinks or min(self.shrinks) < 1:
+            raise ValueError(f"guard: expected margin_db >= 0, copies >= 1 and shrinks >= 1, got {self}")
+
+
+GUARD_MARGIN_DB = Guard.margin_db  # the default margin, for the documentation and the tests
 GUARD_WORDS = {"model": "the model", "blend": "the blend", "telea": "Telea's fill",
                "navier-stokes": "the Navier-Stokes fill", "biharmonic": "the biharmonic fill", "fsr": "the FSR fill"}
 
@@ -301,13 +323,13 @@ def _classical(name: str, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return fill_batch([name], x * (1 - m), m)[0]
 
 
-def _guard(tried: dict, work: torch.Tensor, work_hole: torch.Tensor, target: torch.Tensor, tile: int,
-           overlap: int, multiple: int, factor: int) -> tuple[str, dict | None, str]:  # fmt: skip
+def _guard(tried: dict, work: torch.Tensor, work_hole: torch.Tensor, target: torch.Tensor, tile: int, overlap: int,
+           multiple: int, factor: int, guard: Guard = Guard()) -> tuple[str, dict | None, str]:  # fmt: skip
     """(the fill that fills the holes `target` at this scale, every tried fill's squared
     error on the probe, the note that says so): each fill in `tried` fills a copy of the
     holes on known pixels (`probe_mask`, at half size where the whole copy has no room),
     and the network ("model", always among them) fills unless another fill is nearer the
-    known truth there by more than `GUARD_MARGIN_DB`."""
+    known truth there by more than `guard.margin_db`."""
     assert "model" in tried, "the guard weighs the network against other fills"
     if len(tried) == 1:  # the network alone (no classical fills): nothing to weigh it against
         return "model", None, (
@@ -315,8 +337,8 @@ def _guard(tried: dict, work: torch.Tensor, work_hole: torch.Tensor, target: tor
             "back on, so there is nothing to test it against)"
         )
     probe, shrink = None, 1
-    for shrink in PROBE_SHRINKS:
-        probe = probe_mask(target, work_hole, shrink=shrink, copies=PROBE_COPIES)
+    for shrink in guard.shrinks:
+        probe = probe_mask(target, work_hole, shrink=shrink, copies=guard.copies)
         if probe is not None:
             break
     if probe is None:  # no evidence for the network: the fill built never to do worse than the classical ones
@@ -327,16 +349,16 @@ def _guard(tried: dict, work: torch.Tensor, work_hole: torch.Tensor, target: tor
     errors = {name: _probe_error(f, work, work_hole, probe, tile, overlap, multiple) for name, f in tried.items()}
     best = min(errors, key=errors.get)
     lead = _psnr(errors[best]) - _psnr(errors["model"])
-    chosen = best if lead > GUARD_MARGIN_DB else "model"
+    chosen = best if lead > guard.margin_db else "model"
     size = " (the holes at half size)" if shrink == 2 else f" (the holes at 1/{shrink} size)" if shrink > 1 else ""
     words = {name: GUARD_WORDS.get(name, f"the {name} fill") for name in errors}
     scores = ", ".join(f"{_psnr(e):.2f} dB for {words[name]}" for name, e in errors.items())
     if chosen != "model":
-        why = f"ahead of the model by more than {GUARD_MARGIN_DB:g} dB"
+        why = f"ahead of the model by more than {guard.margin_db:g} dB"
     elif best == "model":
         why = "the best"
     else:
-        why = f"{words[best]} ahead by only {lead:.2f} dB, within the {GUARD_MARGIN_DB:g} dB margin"
+        why = f"{words[best]} ahead by only {lead:.2f} dB, within the {guard.margin_db:g} dB margin"
     return chosen, errors, (f"guard at scale 1/{factor}: {words[chosen]} fills its holes ({why}, on a probe of "
                             f"{int(probe.sum())} known pixels{size}: PSNR {scores})")  # fmt: skip
 

@@ -47,6 +47,20 @@ def test_paired_differences_are_the_full_model_minus_each_variant_over_the_same_
     assert "| no-dino | +0.50 +- 0.20 (75%) | +0.0250 +- 0.0250 |" in ablate.markdown(summary)
 
 
+def test_the_variants_learning_curves_share_one_figure(tmp_path):
+    for i, name in enumerate(("full", "no-dino")):
+        (tmp_path / name).mkdir()
+        points = [{"step": s, "gain_db": {"10-20%": 0.1 * s * (i + 1), "20-40%": 0.2 * s, "40-60%": 0.0}}
+                  for s in (0, 1, 2)]  # fmt: skip
+        (tmp_path / name / "curve.jsonl").write_text("".join(json.dumps(p) + "\n" for p in points))
+    (tmp_path / "no-prior").mkdir()  # no blend to gain over: no curve, no line
+    assert ablate.plot_curves(tmp_path, ["full", "no-dino", "no-prior"], tmp_path / "curves.png")
+    plot = np.asarray(Image.open(tmp_path / "curves.png").convert("L"))
+    assert plot.shape[1] > 800 and plot.std() > 10
+    assert not ablate.plot_curves(tmp_path, ["no-prior"], tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
+
+
 @pytest.mark.slow
 def test_ablation_trains_every_variant_and_writes_a_row_for_each(tmp_path):
     out = tmp_path / "abl"
@@ -66,6 +80,7 @@ def test_ablation_trains_every_variant_and_writes_a_row_for_each(tmp_path):
     assert summary["variants"]["random-dino"]["dino_source"] == "random:seed=0"
     plot = np.asarray(Image.open(out / "ablation.png").convert("L"))
     assert plot.shape[1] > 500 and plot.std() > 10
+    assert (out / "ablation_curves.png").stat().st_size > 10_000  # the variants' curves (TINY_SET logs them)
     # a second call reuses the finished runs: nothing is trained again
     logs = {n: (out / n / "log.jsonl").read_text() for n in ablate.VARIANTS}
     assert ablate.main(argv) == 0

@@ -1,7 +1,7 @@
 """Ablations at one budget: the same preset, data, seed and number of steps for each
 variant, each evaluated on the held-out photographs with the evaluation masks.
 
-    python -m model.ablate [--steps 300] [--out runs/ablation] [--only full no-dino ...]
+    python -m model.ablate [--steps 300] [--out runs/ablation] [--only full no-dino ...] [--train-only]
 
 A variant whose run folder already holds its finished run is evaluated, not retrained
 (an interrupted one is resumed), so the table can be remade with other evaluation
@@ -13,10 +13,11 @@ feature); without AdaLN (plain residual blocks, the DINO vector added as a bias)
 other encoder (EfficientNet-Lite0's ImageNet stages against one trained from scratch,
 whichever the base configuration does not use); a plain convolutional decoder in place of
 the Gaussian rasterizer; and no classical prior (the network fills the hole alone).
-Writes ablation.md, ablation.json and ablation.png (PSNR and SSIM per mask bucket, a bar
-per variant), with each variant's paired difference from the full model over the same
-crops and its standard error: a variant is separated from the full model only where the
-difference is several standard errors.
+Writes ablation.md, ablation.json, ablation.png (PSNR and SSIM per mask bucket, a bar
+per variant) and ablation_curves.png (the variants' learning curves), with each variant's
+paired difference from the full model over the same crops and its standard error: a
+variant is separated from the full model only where the difference is several standard
+errors. Every variant is scored on the same held-out crops, their classical fills made once.
 """
 
 from __future__ import annotations
@@ -77,18 +78,29 @@ def _finished(run_dir: Path, steps: int) -> bool:
     return ckpt is not None and ckpt.name == f"step-{steps:07d}"
 
 
-def run_variants(base: Config, names: list[str], out: Path, per_image: int, compile: bool, progress: bool) -> dict:
-    """Train each variant (a finished run in its folder is reused, an interrupted one
-    resumed) and evaluate it."""
-    rows = {}
+def train_variants(base: Config, names: list[str], out: Path, compile: bool, progress: bool) -> None:
+    """Train each variant in its own folder under `out` (a finished run is left as it is,
+    an interrupted one resumed): two processes given different `names` train side by side."""
     for name in names:
         cfg = variant_config(base, name)
         run_dir = out / name
         if not _finished(run_dir, cfg.train.steps):
             train(cfg, run_dir, resume=checkpoint.latest(run_dir) is not None, compile=compile, progress=progress)
+
+
+def run_variants(base: Config, names: list[str], out: Path, per_image: int, compile: bool, progress: bool) -> dict:
+    """Train each variant (`train_variants`) and evaluate them all on the same held-out
+    crops, whose classical fills are made once."""
+    from ..evaluation import HeldOut
+
+    train_variants(base, names, out, compile, progress)
+    rows, held = {}, None
+    for name in names:
+        run_dir = out / name
         last = json.loads((run_dir / "log.jsonl").read_text().splitlines()[-1])
         net, cfg = load_model(run_dir)
-        results, _ = evaluate(net, cfg, per_image)
+        held = held or HeldOut(cfg, per_image, methods=[])
+        results, _ = evaluate(net, cfg, per_image, held=held)
         rows[name] = {
             "images_per_s": last["images_per_s"],
             "trainable_params": sum(p.numel() for p in net.parameters() if p.requires_grad),
@@ -166,6 +178,35 @@ def plot(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_curves(out: Path, names: list[str], path: Path) -> bool:
+    """The variants' learning curves (held-out PSNR over each one's starting blend, per
+    bucket) on one figure; False when no variant wrote a curve. The variant without a
+    classical prior has no blend to gain over and no curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {n: [json.loads(line) for line in (out / n / "curve.jsonl").read_text().splitlines()]
+              for n in names if (out / n / "curve.jsonl").is_file()}  # fmt: skip
+    if not curves:
+        return False
+    buckets = list(next(iter(curves.values()))[0]["gain_db"])
+    fig, axes = plt.subplots(1, len(buckets), figsize=(4 * len(buckets), 3.4), sharey=True)
+    for ax, bucket in zip(axes, buckets, strict=True):
+        for name, points in curves.items():
+            ax.plot([p["step"] for p in points], [p["gain_db"][bucket] for p in points], marker=".", label=name)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_title(f"hole {bucket}")
+        ax.set_xlabel("step")
+    axes[0].set_ylabel("PSNR over the starting blend (dB)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog("ablate"), description=__doc__.splitlines()[0],
                                      formatter_class=Defaults)
@@ -178,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the variants to train and evaluate")
     parser.add_argument("--per-image", type=int, default=16, help="crops per held-out image")
     parser.add_argument("--no-compile", action="store_true", help="run the adapter and AdaLN blocks eagerly")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train the variants and stop (a call without it evaluates them): split the variants "
+                             "between processes with --only, then evaluate them all in one call")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE", help="override any field")
     add_threads(parser)
@@ -186,7 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(args.threads)
     base = override(preset(args.preset), args.set)
     base.train.steps = args.steps
+    if args.train_only:
+        train_variants(base, args.only, args.out, not args.no_compile, not args.no_progress)
+        return 0
     summary = run_variants(base, args.only, args.out, args.per_image, not args.no_compile, not args.no_progress)
+    plot_curves(args.out, args.only, args.out / "ablation_curves.png")
     write_report(args.out, "ablation", summary, markdown(summary))
     plot(summary, args.out / "ablation.png")
     return 0

@@ -64,7 +64,7 @@ def measure_one(net, name: str, path: Path, width: int, kind: str, seed: int) ->
     # the guarded fill is the chosen one's, the same run as that fill alone: only the other is run again
     chosen = guarded.scales[0]["method"]
     again = {"model": {"guard": False}, "blend": {"method": "blend"}}
-    fills = {name: out if name == chosen else inpaint(net, image, m, detail=0.0, **kw)[0] for name, kw in again.items()}
+    fills = {fill: out if fill == chosen else inpaint(net, image, m, detail=0.0, **kw)[0] for fill, kw in again.items()}
     return {
         "case": f"{name} {w} {kind}", "pixels": int(m.sum()), "levels": [s["scale"] for s in guarded.scales],
         "probe": probe,  # None: the hole was filled at full resolution, or no copy of it fitted

@@ -61,6 +61,12 @@ def test_the_variants_learning_curves_share_one_figure(tmp_path):
     assert not (tmp_path / "none.png").exists()
 
 
+def test_an_ablation_of_no_variant_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        ablate.main(["--only"])
+    assert "--only: expected one or more of full, random-dino" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_ablation_trains_every_variant_and_writes_a_row_for_each(tmp_path):
     out = tmp_path / "abl"

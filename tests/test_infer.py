@@ -128,6 +128,10 @@ def test_the_guard_fills_big_holes_with_the_better_method_on_the_probe(net):
     err = {name: float((out[:, hole] - image[:, hole]).square().mean()) for name, out in
            (("guarded", guarded), ("unguarded", unguarded))}  # fmt: skip
     assert err["guarded"] < err["unguarded"]
+    # a margin of one's own reaches the guard: at 100 dB the network keeps the hole
+    kept, report = inpaint(bad, image, hole, tile=64, overlap=16, guard=Guard(margin_db=100.0))
+    assert all(s["method"] == "model" for s in report.scales) and torch.equal(kept, unguarded)
+    assert any("within the 100 dB margin" in note for note in report.notes)
 
 
 @pytest.mark.parametrize(("lead_db", "chosen"), [(GUARD_MARGIN_DB - 0.3, "model"), (GUARD_MARGIN_DB + 0.3, "blend"),
@@ -164,10 +168,15 @@ def test_a_guard_of_ones_own_sets_the_margin_and_bad_settings_are_refused(net):
         Guard(fills=("blend",))
     with pytest.raises(ValueError, match=r"guard.fills: expected 'model', 'blend' or .*got 'nope'"):
         Guard(fills=("model", "nope"))
-    with pytest.raises(ValueError, match=r"guard: expected margin_db >= 0.*margin_db=-1"):
-        Guard(margin_db=-1)
-    with pytest.raises(TypeError, match=r"guard: expected True, False or a Guard, got 'yes'"):
-        inpaint(net, work, hole, guard="yes")
+    with pytest.raises(ValueError, match=r"guard.fills: expected a tuple of fill names, got 'model'"):
+        Guard(fills="model")
+    for bad, field in (({"margin_db": -1}, "margin_db"), ({"margin_db": math.nan}, "margin_db"),
+                       ({"copies": 0}, "copies"), ({"shrinks": ()}, "shrinks"), ({"shrinks": (0, 1)}, "shrinks")):
+        with pytest.raises(ValueError, match=rf"guard.{field}: expected .*, got"):
+            Guard(**bad)
+    for wrong in ("yes", None, 1):
+        with pytest.raises(TypeError, match=rf"guard: expected True, False or a Guard, got {wrong!r}"):
+            inpaint(net, work, hole, guard=wrong)
 
 
 def test_a_half_size_copy_of_the_holes_when_a_whole_one_has_no_room():
@@ -208,6 +217,12 @@ def test_the_guard_says_its_choice_when_no_probe_fits(net):
     _, report = inpaint(bare, image, hole, tile=64, overlap=16)
     assert all(s["method"] == "model" for s in report.scales)
     assert any("no classical blend to fall back on" in note for note in report.notes)
+    # a guard that does not weigh the blend does not fall back on it: the network fills, and says why
+    kept, report = inpaint(net, image, hole, tile=64, overlap=16, guard=Guard(fills=("model", "telea")))
+    assert all(s["method"] == "model" for s in report.scales)
+    assert any("the blend is not among those weighed" in note for note in report.notes)
+    _, report = inpaint(net, image, hole, tile=64, overlap=16, guard=Guard(fills=("model",)))
+    assert any("the guard was given no other fill to weigh" in note for note in report.notes)
 
 
 _PEAK = """

@@ -110,6 +110,10 @@ def test_a_named_step_is_released_with_its_own_curve_and_commands(tmp_path):
     assert (out / "model.safetensors").read_bytes() == (run / "step-0000002" / "model.safetensors").read_bytes()
     with pytest.raises(FileNotFoundError, match=r"--run: no checkpoint of step 3 .*step-0000002, step-0000004"):
         release.release(run, out, step=3)
+    del record["commands"][0]["precision"]  # a start made before starts recorded theirs
+    record["commands"][1]["from_step"] = 2  # and a resumed one that trained step 4 too
+    (run / "config.json").write_text(json.dumps(record))
+    assert release.release(run, out, step=4)["precision"] == "bfloat16, unrecorded"
 
 
 def test_each_start_of_a_run_records_its_own_precision(tmp_path):

@@ -236,9 +236,9 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
     fills |= {name: functools.partial(_classical, name) for name in PREFILLS}
     if method not in fills:
         raise ValueError(f"method: expected one of {', '.join(map(repr, fills))}, got {method!r}")
-    guard = Guard() if guard is True else guard or None
-    if guard is not None and not isinstance(guard, Guard):
+    if not (isinstance(guard, Guard) or guard is True or guard is False):
         raise TypeError(f"guard: expected True, False or a Guard, got {guard!r}")
+    guard = Guard() if guard is True else guard or None
     tried = {name: fills[name] for name in guard.fills if name != "blend" or net.fills} if guard else {}
     hole = hole.reshape(image.shape[-2:]).bool()
     H, W = image.shape[-2:]
@@ -303,14 +303,22 @@ class Guard:
     copies: int = 4  # copies of the holes on known pixels that the fills are scored on, together
 
     def __post_init__(self):
+        if isinstance(self.fills, str) or not all(isinstance(f, str) for f in self.fills):
+            raise ValueError(f"guard.fills: expected a tuple of fill names, got {self.fills!r}")
+        object.__setattr__(self, "fills", tuple(self.fills))
         if "model" not in self.fills:
             raise ValueError(f"guard.fills: expected 'model' among the fills weighed, got {self.fills}")
         unknown = [f for f in self.fills if f not in ("model", "blend", *PREFILLS)]
         if unknown:
             raise ValueError(f"guard.fills: expected 'model', 'blend' or {', '.join(map(repr, PREFILLS))}, "
                              f"got {', '.join(map(repr, unknown))}")  # fmt: skip
-        if self.margin_db < 0 or self.copies < 1 or not self.shrinks or min(self.shrinks) < 1:
-            raise ValueError(f"guard: expected margin_db >= 0, copies >= 1 and shrinks >= 1, got {self}")
+        if not self.margin_db >= 0:  # NaN too
+            raise ValueError(f"guard.margin_db: expected a lead in dB >= 0, got {self.margin_db}")
+        if self.copies < 1:
+            raise ValueError(f"guard.copies: expected 1 or more copies of the holes, got {self.copies}")
+        if not self.shrinks or min(self.shrinks) < 1:
+            raise ValueError(f"guard.shrinks: expected one or more sizes >= 1 (1: whole), got {self.shrinks}")
+        object.__setattr__(self, "shrinks", tuple(self.shrinks))
 
 
 GUARD_MARGIN_DB = Guard.margin_db  # the default margin, for the documentation and the tests
@@ -331,16 +339,22 @@ def _guard(tried: dict, work: torch.Tensor, work_hole: torch.Tensor, target: tor
     and the network ("model", always among them) fills unless another fill is nearer the
     known truth there by more than `guard.margin_db`."""
     assert "model" in tried, "the guard weighs the network against other fills"
-    if len(tried) == 1:  # the network alone (no classical fills): nothing to weigh it against
+    if len(tried) == 1:  # the network alone: nothing to weigh it against
+        why = ("the network has no classical blend to fall back on" if guard.fills != ("model",)
+               else "the guard was given no other fill to weigh")  # fmt: skip
         return "model", None, (
-            f"guard at scale 1/{factor}: the model fills its holes (the network has no classical blend to fall "
-            "back on, so there is nothing to test it against)"
+            f"guard at scale 1/{factor}: the model fills its holes ({why}, so there is nothing to test it against)"
         )
     probe, shrink = None, 1
     for shrink in guard.shrinks:
         probe = probe_mask(target, work_hole, shrink=shrink, copies=guard.copies)
         if probe is not None:
             break
+    if probe is None and "blend" not in tried:  # no evidence, and no blend to fall back on: the network
+        return "model", None, (
+            f"guard at scale 1/{factor}: the model fills its holes (no copy of them fits on known pixels to "
+            "test the network against the other fills, and the blend is not among those weighed)"
+        )
     if probe is None:  # no evidence for the network: the fill built never to do worse than the classical ones
         return "blend", None, (
             f"guard at scale 1/{factor}: the blend fills its holes (no copy of them fits on known pixels to "

@@ -31,6 +31,7 @@ from ..checkpoint import load_model
 from ..cli import Defaults, add_debug, add_threads, entry, prog, set_threads, write_report
 from ..config import Config, override, preset
 from ..evaluation import MODEL, evaluate
+from ..runs import read_jsonl
 from ..training import train
 
 VARIANTS = {  # model fields a variant changes; "other-encoder" and "random-dino" are made in `variant_config`
@@ -90,16 +91,24 @@ def train_variants(base: Config, names: list[str], out: Path, compile: bool, pro
 
 def run_variants(base: Config, names: list[str], out: Path, per_image: int, compile: bool, progress: bool) -> dict:
     """Train each variant (`train_variants`) and evaluate them all on the same held-out
-    crops, whose classical fills are made once."""
+    crops, whose classical fills are made once and let go once no variant still to be
+    scored needs them."""
+    from ..data import data_paths
     from ..evaluation import HeldOut
 
     train_variants(base, names, out, compile, progress)
-    rows, held = {}, None
-    for name in names:
+    rows, held, first = {}, None, None
+    for i, name in enumerate(names):
         run_dir = out / name
         last = json.loads((run_dir / "log.jsonl").read_text().splitlines()[-1])
         net, cfg = load_model(run_dir)
-        held = held or HeldOut(cfg, per_image, methods=[])
+        seen = (data_paths(cfg)[1], cfg.model.image_size)  # the held-out photographs and crop size
+        if held is None:
+            held, first = HeldOut(cfg, per_image, methods=[]), (name, seen)
+        elif seen != first[1]:
+            raise ValueError(f"--only: {name} was trained with other held-out photographs or crop size than "
+                             f"{first[0]}, so they cannot be scored on the same crops ({seen[1]} px against "
+                             f"{first[1][1]} px, {len(seen[0])} against {len(first[1][0])} photographs)")  # fmt: skip
         results, _ = evaluate(net, cfg, per_image, held=held)
         rows[name] = {
             "images_per_s": last["images_per_s"],
@@ -108,9 +117,12 @@ def run_variants(base: Config, names: list[str], out: Path, per_image: int, comp
             "dino_source": net.dino_source,
         }
         print(f"{name}: {json.dumps(rows[name]['buckets'])}", flush=True)
+        needed = {f for later in names[i + 1:] for f in variant_config(base, later).model.prefill}
+        for bucket, fills in held.fills.items():
+            held.fills[bucket] = {k: v for k, v in fills.items() if k in needed}
     summary = {
         "steps": base.train.steps, "batch_size": base.train.batch_size, "preset": base.preset,
-        "held_out_crops": results["images"], "variants": rows,
+        "held_out_crops": len(held.images), "variants": rows,
     }  # fmt: skip
     if "full" in rows and len(rows) > 1:
         summary["full_minus"] = paired_differences(rows)
@@ -187,12 +199,12 @@ def plot_curves(out: Path, names: list[str], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = {n: [json.loads(line) for line in (out / n / "curve.jsonl").read_text().splitlines()]
-              for n in names if (out / n / "curve.jsonl").is_file()}  # fmt: skip
+    curves = {n: points for n in names if (points := read_jsonl(out / n / "curve.jsonl"))}
     if not curves:
         return False
     buckets = list(next(iter(curves.values()))[0]["gain_db"])
-    fig, axes = plt.subplots(1, len(buckets), figsize=(4 * len(buckets), 3.4), sharey=True)
+    fig, axes = plt.subplots(1, len(buckets), figsize=(4 * len(buckets), 3.4), sharey=True, squeeze=False)
+    axes = axes[0]
     for ax, bucket in zip(axes, buckets, strict=True):
         for name, points in curves.items():
             ax.plot([p["step"] for p in points], [p["gain_db"][bucket] for p in points], marker=".", label=name)
@@ -221,12 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compile", action="store_true", help="run the adapter and AdaLN blocks eagerly")
     parser.add_argument("--train-only", action="store_true",
                         help="train the variants and stop (a call without it evaluates them): split the variants "
-                             "between processes with --only, then evaluate them all in one call")
+                             "between processes with --only (never one variant in two processes), then evaluate "
+                             "them all in one call once every process has finished")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE", help="override any field")
     add_threads(parser)
     add_debug(parser)
     args = parser.parse_args(argv)
+    if not args.only:
+        parser.error(f"--only: expected one or more of {', '.join(VARIANTS)}, got none")
     set_threads(args.threads)
     base = override(preset(args.preset), args.set)
     base.train.steps = args.steps
@@ -234,9 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         train_variants(base, args.only, args.out, not args.no_compile, not args.no_progress)
         return 0
     summary = run_variants(base, args.only, args.out, args.per_image, not args.no_compile, not args.no_progress)
-    plot_curves(args.out, args.only, args.out / "ablation_curves.png")
     write_report(args.out, "ablation", summary, markdown(summary))
     plot(summary, args.out / "ablation.png")
+    plot_curves(args.out, args.only, args.out / "ablation_curves.png")
     return 0
 
 

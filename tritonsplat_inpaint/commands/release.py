@@ -82,9 +82,10 @@ def release(run: Path, out: Path, step: int | None = None) -> dict:
     write_image(to_uint8(image), out / "example.png")
     write_image(to_uint8(torch.from_numpy(mask > 0.5)[None].float()), out / "example_mask.png")
     starts = [c for c in record.get("commands", []) if c.get("from_step", 0) < step]
-    # the precisions of the starts that trained these weights; a record whose starts do not
-    # carry theirs (before 2026-12-07) has only the latest start's
-    precisions = sorted({c["precision"] for c in starts if "precision" in c})
+    # the precisions of the starts that trained these weights ("unrecorded" for a start made
+    # before starts recorded theirs, 2026-12-07; a record with none has only the latest start's)
+    recorded = any("precision" in c for c in starts)
+    precisions = sorted({c.get("precision", "unrecorded") for c in starts}) if recorded else []
     info = {
         "command": record.get("command"),
         # every start of the run (the first, then each --resume), with the step it began at

@@ -179,3 +179,23 @@ def test_unknown_encoder_is_refused(dino):
         InpaintNet(_tiny(encoder="vgg"), dino)
     with pytest.raises(ValueError, match="model.downsamples: expected 1 to 3 .* got 4"):
         _lite0_net(dino, downsamples=4)
+
+
+@pytest.mark.parametrize("use_dino", [True, False], ids=["dino", "pooled"])
+def test_a_normalised_condition_reaches_adaln_and_the_adapter_loss_sees_it_raw(dino, use_dino):
+    """`model.cond_norm`: every AdaLN block is given the condition layer-normalised (zero
+    mean, unit spread per image); `out["cond"]`, which the adapter's cosine loss compares
+    with the complete image's DINO feature, stays as the adapter gave it."""
+    torch.manual_seed(0)
+    net = InpaintNet(_tiny(cond_norm=True, use_dino=use_dino), dino)
+    seen = []
+    net.bottleneck.blocks[0].register_forward_pre_hook(lambda module, args: seen.append(args[1]))
+    out = net(*_batch())
+    c = seen[0]
+    assert torch.allclose(c.mean(1), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(c.std(1, unbiased=False), torch.ones(2), atol=1e-3)
+    assert not torch.allclose(out["cond"], c) and torch.allclose(net.cond_norm(out["cond"]), c)
+    assert not any(p.requires_grad for p in net.cond_norm.parameters())  # no weights: checkpoints unchanged
+    plain = InpaintNet(_tiny(use_dino=use_dino), dino)
+    assert isinstance(plain.cond_norm, torch.nn.Identity)  # the default, as the release was trained
+    assert ModelConfig.__dataclass_fields__["cond_norm"].default is False

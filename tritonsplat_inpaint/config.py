@@ -42,6 +42,12 @@ class ModelConfig:
     use_dino: bool = True  # ablation: no semantic branch
     use_adaln: bool = True  # ablation: plain residual blocks
     decoder: str = "gaussian"  # "gaussian" (rasterizer) or "conv" (ablation: plain decoder)
+    # the condition (the adapted DINO feature, or the pooled encoder feature) reaches AdaLN
+    # layer-normalised: the real DINOv2's CLS feature is ~5x the norm of a random DINO's and
+    # varies from image to image, and at the AdaLN layers' zero start it made the first
+    # thousand steps learn about half as much (docs/model.md, "Ablation"). False: as the
+    # release was trained.
+    cond_norm: bool = False
 
     @property
     def gaussians_per_patch(self) -> int:

@@ -211,6 +211,7 @@ class InpaintNet(nn.Module):
         self.pool_cond = nn.Linear(ch[-1], cond_dim) if self.dino is None else None
         self.bottleneck = Bottleneck(ch[-1], cond_dim if cfg.use_adaln else 0, cfg.bottleneck_blocks)
         self.bias_cond = nn.Linear(cond_dim, ch[-1]) if not cfg.use_adaln else None
+        self.cond_norm = nn.LayerNorm(cond_dim, elementwise_affine=False) if cfg.cond_norm else nn.Identity()
         # decode from 1/2^D up to 1/4 with skips; the conv ablation continues to full size
         self.up = nn.ModuleList(Up(ch[i + 1], ch[i], ch[i]) for i in reversed(range(2, cfg.downsamples)))
         if cfg.decoder == "gaussian":
@@ -285,9 +286,10 @@ class InpaintNet(nn.Module):
         skips = self.encode(torch.cat(inputs, 1))
         x = skips[-1]
         cond, dino_masked = self.condition(masked, x)
-        x = self.bottleneck(x, cond if self.cfg.use_adaln else None)
+        c = self.cond_norm(cond)  # `cond` itself, unnormalised, is what the adapter's loss compares
+        x = self.bottleneck(x, c if self.cfg.use_adaln else None)
         if self.bias_cond is not None:
-            x = x + self.bias_cond(cond)[:, :, None, None]
+            x = x + self.bias_cond(c)[:, :, None, None]
         for up, skip in zip(self.up, reversed(skips[2:-1]), strict=True):
             x = up(x, skip)
         gaussians = None

@@ -12,7 +12,9 @@ the real features buy); without the DINO branch (AdaLN conditioned on a pooled e
 feature); without AdaLN (plain residual blocks, the DINO vector added as a bias); the
 other encoder (EfficientNet-Lite0's ImageNet stages against one trained from scratch,
 whichever the base configuration does not use); a plain convolutional decoder in place of
-the Gaussian rasterizer; and no classical prior (the network fills the hole alone).
+the Gaussian rasterizer; no classical prior (the network fills the hole alone); and,
+not an ablation but a change measured beside them, the full model with its condition
+layer-normalised before AdaLN (`model.cond_norm`).
 Writes ablation.md, ablation.json, ablation.png (PSNR and SSIM per mask bucket, a bar
 per variant) and ablation_curves.png (the variants' learning curves), with each variant's
 paired difference from the full model over the same crops and its standard error: a
@@ -42,6 +44,7 @@ VARIANTS = {  # model fields a variant changes; "other-encoder" and "random-dino
     "other-encoder": {},
     "conv-decoder": {"decoder": "conv"},
     "no-prior": {"prefill": [], "prefill_prior": []},
+    "cond-norm": {"cond_norm": True},  # not an ablation: the full model with its condition normalised
 }
 
 

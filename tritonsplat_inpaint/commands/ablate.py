@@ -33,6 +33,7 @@ from ..checkpoint import load_model
 from ..cli import Defaults, add_debug, add_threads, entry, prog, set_threads, write_report
 from ..config import Config, override, preset
 from ..evaluation import MODEL, evaluate
+from ..plots import pyplot
 from ..runs import read_jsonl
 from ..training import train
 
@@ -167,11 +168,9 @@ def markdown(summary: dict) -> str:
 
 
 def plot(summary: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    plt = pyplot()
 
     rows = summary["variants"]
     buckets = list(next(iter(rows.values()))["buckets"])
@@ -197,10 +196,7 @@ def plot_curves(out: Path, names: list[str], path: Path) -> bool:
     """The variants' learning curves (held-out PSNR over each one's starting blend, per
     bucket) on one figure; False when no variant wrote a curve. The variant without a
     classical prior has no blend to gain over and no curve."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     curves = {n: points for n in names if (points := read_jsonl(out / n / "curve.jsonl"))}
     if not curves:

@@ -1,6 +1,10 @@
 """Inpainting real photographs at their own sizes: the model against classical methods.
 
     OMP_NUM_THREADS=1 python -m bench.photographs [--out docs/model/photographs] [--widths 500 1000 4000]
+    OMP_NUM_THREADS=1 python -m bench.photographs --ckpt RUN --reuse docs/model/photographs/results.json
+
+(the second, for a new checkpoint, takes Telea's and biharmonic's scores from the earlier
+run, case by case, instead of measuring them again).
 
 Photographs: the default catalogue's held-out photographs (`tritonsplat_inpaint.data.HELD_OUT`:
 never seen in training), three per width: at 500 px wide Grace Hopper (matplotlib's) and two
@@ -195,6 +199,13 @@ def markdown(results: dict) -> str:
         "",
         "PSNR in the hole (dB, mean over the pictures; higher is better), time (s) and peak memory (MB) per run.",
         "",
+    ]
+    reused = {(m, v["reused_from"]) for r in results["runs"] for m, v in r["methods"].items() if "reused_from" in v}
+    if reused:
+        names = ", ".join(sorted({m for m, _ in reused}))
+        sources = ", ".join(sorted({src for _, src in reused}))
+        lines += [f"{names}: scores (and times) taken from {sources} (`--reuse`), not measured again.", ""]
+    lines += [
         "| width | hole | hole px | " + " | ".join(TITLES[m] for m in methods) + " | model: time, peak MB |",
         "| ---: | --- | ---: | " + " | ".join("---:" for _ in methods) + " | ---: |",
     ]
@@ -259,6 +270,21 @@ def _by_case(results: dict, methods: list[str], cell, key: str) -> list[str]:
     return lines
 
 
+def _earlier_classical(path: Path) -> dict:
+    """The classical methods' scores in an earlier results.json, by case: what `--reuse` takes
+    instead of running them again. A case is matched on its picture, size, hole and hole
+    pixels, so a changed hole or photograph runs afresh."""
+    if not path.is_file():
+        raise SystemExit(f"--reuse: no results file at {path} (expected a results.json of bench.photographs)")
+    found = {}
+    for row in json.loads(path.read_text())["runs"]:
+        for method, measured in row["methods"].items():
+            if method not in MODEL_METHODS:
+                key = (row["picture"], row["width"], row["height"], row["hole"], row["hole_pixels"], method)
+                found[key] = dict(measured, reused_from=measured.get("reused_from", str(path)))
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.photographs", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/model/photographs"))
@@ -267,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("runs/photographs"), help="inputs and outputs of every run")
     parser.add_argument("--ckpt", type=Path, default=None,
                         help="the model's checkpoint or run folder (default: the release)")
+    parser.add_argument("--reuse", type=Path, default=None, metavar="RESULTS_JSON",
+                        help="take Telea's and biharmonic's scores from an earlier results.json of the same cases "
+                        "instead of running them again (they do not depend on the checkpoint)")
     parser.add_argument("--one", nargs=4, metavar=("METHOD", "IMAGE", "MASK", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
@@ -280,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(
             f"photographs missing: {missing} (apt-get install plasma-workspace-wallpapers lomiri-wallpapers)"
         )
+    earlier = _earlier_classical(args.reuse) if args.reuse else {}
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -300,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
                     if method == "biharmonic" and row["hole_pixels"] > BIHARMONIC_MAX:
                         continue
                     if method == "model-full-res" and width > FULL_RES_MAX_WIDTH:
+                        continue
+                    reused = earlier.get((name, width, truth.shape[0], kind, row["hole_pixels"], method))
+                    if reused is not None:
+                        row["methods"][method] = reused
                         continue
                     out = args.work / f"{name}-{width}-{kind.split()[0]}-{method}.png"
                     cmd = [sys.executable, "-m", "bench.photographs", "--one", method, str(image), str(mask_path),

@@ -54,10 +54,11 @@ def test_the_variants_learning_curves_share_one_figure(tmp_path):
                   for s in (0, 1, 2)]  # fmt: skip
         (tmp_path / name / "curve.jsonl").write_text("".join(json.dumps(p) + "\n" for p in points))
     (tmp_path / "no-prior").mkdir()  # no blend to gain over: no curve, no line
-    assert ablate.plot_curves(tmp_path, ["full", "no-dino", "no-prior"], tmp_path / "curves.png")
+    runs = {n: tmp_path / n for n in ("full", "no-dino", "no-prior")}
+    assert ablate.plot_curves(runs, tmp_path / "curves.png")
     plot = np.asarray(Image.open(tmp_path / "curves.png").convert("L"))
     assert plot.shape[1] > 800 and plot.std() > 10
-    assert not ablate.plot_curves(tmp_path, ["no-prior"], tmp_path / "none.png")
+    assert not ablate.plot_curves({"no-prior": tmp_path / "no-prior"}, tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
 
 
@@ -92,3 +93,41 @@ def test_ablation_trains_every_variant_and_writes_a_row_for_each(tmp_path):
     assert ablate.main(argv) == 0
     assert logs == {n: (out / n / "log.jsonl").read_text() for n in ablate.VARIANTS}
     assert json.loads((out / "ablation.json").read_text())["variants"].keys() == summary["variants"].keys()
+
+
+def _scored(folder, variants, steps=1000):
+    """An ablation.json in `folder` with `variants` ({name: per-crop PSNRs}) scored on one bucket."""
+    def row(psnr):
+        bucket = {"psnr": float(np.mean(psnr)), "ssim": 0.9, "psnr_per_image": psnr, "ssim_per_image": [0.9] * 4}
+        return {"images_per_s": 1.0, "trainable_params": 1, "dino_source": "x", "buckets": {"10-20%": bucket}}
+
+    folder.mkdir()
+    summary = {"steps": steps, "batch_size": 8, "preset": "cpu-small", "held_out_crops": 4,
+               "variants": {n: row(p) for n, p in variants.items()}}  # fmt: skip
+    (folder / "ablation.json").write_text(json.dumps(summary))
+    return folder / "ablation.json"
+
+
+def test_join_makes_one_table_of_variants_scored_apart(tmp_path):
+    full = [30.0, 31.0, 29.0, 32.0]
+    a = _scored(tmp_path / "a", {"no-dino": [29.0, 30.5, 29.0, 31.5], "full": full})
+    b = _scored(tmp_path / "b", {"full": full, "other-encoder": [30.0, 30.0, 28.0, 31.0]})
+    summary, runs = ablate.join([a, b])
+    assert list(summary["variants"]) == ["full", "no-dino", "other-encoder"]  # the variants' own order
+    assert runs["other-encoder"] == tmp_path / "b" / "other-encoder" and runs["no-dino"] == tmp_path / "a" / "no-dino"
+    assert summary["full_minus"]["no-dino"]["10-20%"]["psnr"]["mean"] == pytest.approx(0.5)
+    assert summary["full_minus"]["other-encoder"]["10-20%"]["psnr"]["mean"] == pytest.approx(0.75)
+    assert "| other-encoder | +0.75" in ablate.markdown(summary)
+
+
+def test_join_refuses_tables_that_are_not_on_the_same_crops(tmp_path):
+    a = _scored(tmp_path / "a", {"full": [30.0, 31.0, 29.0, 32.0], "no-dino": [29.0] * 4})
+    other_crops = _scored(tmp_path / "b", {"full": [30.0, 31.0, 29.0, 31.0], "no-adaln": [29.0] * 4})
+    with pytest.raises(ValueError, match="--join: full was scored differently"):
+        ablate.join([a, other_crops])
+    no_full = _scored(tmp_path / "c", {"no-adaln": [29.0] * 4})
+    with pytest.raises(ValueError, match="has no 'full' variant"):
+        ablate.join([a, no_full])
+    longer = _scored(tmp_path / "d", {"full": [30.0, 31.0, 29.0, 32.0]}, steps=2000)
+    with pytest.raises(ValueError, match="not the same ablation"):
+        ablate.join([a, longer])

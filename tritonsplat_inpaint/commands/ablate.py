@@ -2,6 +2,7 @@
 variant, each evaluated on the held-out photographs with the evaluation masks.
 
     python -m model.ablate [--steps 300] [--out runs/ablation] [--only full no-dino ...] [--train-only]
+    python -m model.ablate --join A/ablation.json B/ablation.json --out DIR   # tables scored apart, made one
 
 A variant whose run folder already holds its finished run is evaluated, not retrained
 (an interrupted one is resumed), so the table can be remade with other evaluation
@@ -192,13 +193,14 @@ def plot(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_curves(out: Path, names: list[str], path: Path) -> bool:
+def plot_curves(runs: dict[str, Path], path: Path) -> bool:
     """The variants' learning curves (held-out PSNR over each one's starting blend, per
-    bucket) on one figure; False when no variant wrote a curve. The variant without a
-    classical prior has no blend to gain over and no curve."""
+    bucket) on one figure, from their run folders (`{variant: folder}`); False when no
+    variant wrote a curve. The variant without a classical prior has no blend to gain
+    over and no curve."""
     plt = pyplot()
 
-    curves = {n: points for n in names if (points := read_jsonl(out / n / "curve.jsonl"))}
+    curves = {n: points for n, run_dir in runs.items() if (points := read_jsonl(run_dir / "curve.jsonl"))}
     if not curves:
         return False
     buckets = list(next(iter(curves.values()))[0]["gain_db"])
@@ -218,6 +220,33 @@ def plot_curves(out: Path, names: list[str], path: Path) -> bool:
     return True
 
 
+def join(paths: list[Path]) -> tuple[dict, dict[str, Path]]:
+    """Tables of variants scored in separate calls (`ablation.json` files) made one, with
+    the full model minus each variant recomputed: each must hold "full", at the same steps,
+    batch and crops, and a variant in several must have the same scores in each, crop for
+    crop (so "full" agreeing proves the crops and masks were the same). Returns the summary
+    and each variant's run folder (beside the file it came from)."""
+    summaries = [json.loads(p.read_text()) for p in paths]
+    keys = ("steps", "batch_size", "preset", "held_out_crops")
+    rows, runs = {}, {}
+    for path, summary in zip(paths, summaries, strict=True):
+        if "full" not in summary["variants"]:
+            raise ValueError(f"--join: {path} has no 'full' variant, so its crops cannot be matched to the others'")
+        if (got := [summary[k] for k in keys]) != (want := [summaries[0][k] for k in keys]):
+            raise ValueError(f"--join: {path} has {dict(zip(keys, got, strict=True))}, "
+                             f"{paths[0]} {dict(zip(keys, want, strict=True))}: not the same ablation")  # fmt: skip
+        for name, row in summary["variants"].items():
+            if name in rows and rows[name]["buckets"] != row["buckets"]:
+                raise ValueError(f"--join: {name} was scored differently in {runs[name].parent} and {path.parent} "
+                                 "(other crops or masks, or another run of it)")  # fmt: skip
+            rows[name], runs[name] = row, path.parent / name
+    order = [n for n in VARIANTS if n in rows]
+    rows = {n: rows[n] for n in order}
+    joined = {k: summaries[0][k] for k in keys} | {"variants": rows, "joined_from": [str(p) for p in paths]}
+    joined["full_minus"] = paired_differences(rows)
+    return joined, {n: runs[n] for n in order}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog("ablate"), description=__doc__.splitlines()[0],
                                      formatter_class=Defaults)
@@ -234,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="train the variants and stop (a call without it evaluates them): split the variants "
                              "between processes with --only (never one variant in two processes), then evaluate "
                              "them all in one call once every process has finished")
+    parser.add_argument("--join", nargs="+", type=Path, metavar="ABLATION_JSON",
+                        help="make one table of variants scored in separate calls (each file's ablation.json, "
+                             "each with 'full' on the same crops) and write it in --out; trains nothing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE", help="override any field")
     add_threads(parser)
@@ -241,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.only:
         parser.error(f"--only: expected one or more of {', '.join(VARIANTS)}, got none")
+    if args.join:
+        summary, runs = join(args.join)
+        report(summary, runs, args.out)
+        return 0
     set_threads(args.threads)
     base = override(preset(args.preset), args.set)
     base.train.steps = args.steps
@@ -248,10 +284,15 @@ def main(argv: list[str] | None = None) -> int:
         train_variants(base, args.only, args.out, not args.no_compile, not args.no_progress)
         return 0
     summary = run_variants(base, args.only, args.out, args.per_image, not args.no_compile, not args.no_progress)
-    write_report(args.out, "ablation", summary, markdown(summary))
-    plot(summary, args.out / "ablation.png")
-    plot_curves(args.out, args.only, args.out / "ablation_curves.png")
+    report(summary, {n: args.out / n for n in args.only}, args.out)
     return 0
+
+
+def report(summary: dict, runs: dict[str, Path], out: Path) -> None:
+    """ablation.{md,json,png} and ablation_curves.png in `out`."""
+    write_report(out, "ablation", summary, markdown(summary))
+    plot(summary, out / "ablation.png")
+    plot_curves(runs, out / "ablation_curves.png")
 
 
 def run() -> int:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -200,11 +201,13 @@ def markdown(results: dict) -> str:
         "PSNR in the hole (dB, mean over the pictures; higher is better), time (s) and peak memory (MB) per run.",
         "",
     ]
-    reused = {(m, v["reused_from"]) for r in results["runs"] for m, v in r["methods"].items() if "reused_from" in v}
-    if reused:
-        names = ", ".join(sorted({m for m, _ in reused}))
-        sources = ", ".join(sorted({src for _, src in reused}))
-        lines += [f"{names}: scores (and times) taken from {sources} (`--reuse`), not measured again.", ""]
+    for method in METHODS:
+        ran = [r["methods"][method] for r in results["runs"] if method in r["methods"]]
+        for src in {json.dumps(v["reused_from"], sort_keys=True) for v in ran if "reused_from" in v}:
+            src = json.loads(src)
+            taken = sum(v.get("reused_from") == src for v in ran)
+            lines += [f"{method}: {taken} of {len(ran)} cases taken from {src['file']} (`--reuse`), as measured "
+                      f"{src['date']} on {src['machine']}.", ""]  # fmt: skip
     lines += [
         "| width | hole | hole px | " + " | ".join(TITLES[m] for m in methods) + " | model: time, peak MB |",
         "| ---: | --- | ---: | " + " | ".join("---:" for _ in methods) + " | ---: |",
@@ -270,18 +273,34 @@ def _by_case(results: dict, methods: list[str], cell, key: str) -> list[str]:
     return lines
 
 
+def fingerprint(truth: np.ndarray, mask: np.ndarray) -> str:
+    """What identifies a case's pixels: the sha256 of the photograph as scored and of its hole."""
+    digest = hashlib.sha256(np.ascontiguousarray(truth).tobytes())
+    digest.update(np.ascontiguousarray(mask).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _case_key(row: dict, method: str) -> tuple:
+    return row["picture"], row["width"], row["hole"], row["fingerprint"], method
+
+
 def _earlier_classical(path: Path) -> dict:
     """The classical methods' scores in an earlier results.json, by case: what `--reuse` takes
-    instead of running them again. A case is matched on its picture, size, hole and hole
-    pixels, so a changed hole or photograph runs afresh."""
+    instead of running them again. A case is matched on its picture, width, hole and the
+    fingerprint of its pixels and hole, so a changed photograph or hole runs afresh. Each
+    score taken keeps where it was measured (the file, its date and machine)."""
     if not path.is_file():
         raise SystemExit(f"--reuse: no results file at {path} (expected a results.json of bench.photographs)")
+    earlier = json.loads(path.read_text())
+    if any("fingerprint" not in row for row in earlier["runs"]):
+        raise SystemExit(f"--reuse: {path} was written before cases carried the fingerprint of their pixels, so "
+                         "its scores cannot be matched to these cases; run once without --reuse")  # fmt: skip
+    source = {"file": str(path), "date": earlier["date"], "machine": earlier["machine"]}
     found = {}
-    for row in json.loads(path.read_text())["runs"]:
+    for row in earlier["runs"]:
         for method, measured in row["methods"].items():
             if method not in MODEL_METHODS:
-                key = (row["picture"], row["width"], row["height"], row["hole"], row["hole_pixels"], method)
-                found[key] = dict(measured, reused_from=measured.get("reused_from", str(path)))
+                found[_case_key(row, method)] = dict(measured, reused_from=measured.get("reused_from", source))
     return found
 
 
@@ -309,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(
             f"photographs missing: {missing} (apt-get install plasma-workspace-wallpapers lomiri-wallpapers)"
         )
+    if args.reuse and args.reuse.resolve() == (args.out / "results.json").resolve():
+        raise SystemExit(f"--reuse: {args.reuse} is the file this run writes (--out {args.out}); copy it aside first")
     earlier = _earlier_classical(args.reuse) if args.reuse else {}
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -325,13 +346,14 @@ def main(argv: list[str] | None = None) -> int:
                 mask_path = args.work / f"{name}-{width}-{kind.split()[0]}-mask.png"
                 Image.fromarray(mask).save(mask_path)
                 row = {"picture": name, "width": width, "height": truth.shape[0], "hole": kind,
-                       "hole_pixels": int((mask > 0).sum()), "methods": {}}  # fmt: skip
+                       "hole_pixels": int((mask > 0).sum()), "fingerprint": fingerprint(truth, mask),
+                       "methods": {}}  # fmt: skip
                 for method in args.methods:
                     if method == "biharmonic" and row["hole_pixels"] > BIHARMONIC_MAX:
                         continue
                     if method == "model-full-res" and width > FULL_RES_MAX_WIDTH:
                         continue
-                    reused = earlier.get((name, width, truth.shape[0], kind, row["hole_pixels"], method))
+                    reused = earlier.get(_case_key(row, method))
                     if reused is not None:
                         row["methods"][method] = reused
                         continue

@@ -123,7 +123,7 @@ def test_join_makes_one_table_of_variants_scored_apart(tmp_path):
 def test_join_refuses_tables_that_are_not_on_the_same_crops(tmp_path):
     a = _scored(tmp_path / "a", {"full": [30.0, 31.0, 29.0, 32.0], "no-dino": [29.0] * 4})
     other_crops = _scored(tmp_path / "b", {"full": [30.0, 31.0, 29.0, 31.0], "no-adaln": [29.0] * 4})
-    with pytest.raises(ValueError, match="--join: full was scored differently"):
+    with pytest.raises(ValueError, match="--join: full's scores in .* are not identical crop for crop"):
         ablate.join([a, other_crops])
     no_full = _scored(tmp_path / "c", {"no-adaln": [29.0] * 4})
     with pytest.raises(ValueError, match="has no 'full' variant"):
@@ -131,3 +131,20 @@ def test_join_refuses_tables_that_are_not_on_the_same_crops(tmp_path):
     longer = _scored(tmp_path / "d", {"full": [30.0, 31.0, 29.0, 32.0]}, steps=2000)
     with pytest.raises(ValueError, match="not the same ablation"):
         ablate.join([a, longer])
+
+
+def test_join_from_the_command_line_writes_the_table_and_plots(tmp_path, capsys):
+    full = [30.0, 31.0, 29.0, 32.0]
+    a = _scored(tmp_path / "a", {"full": full, "no-dino": [29.0, 30.5, 29.0, 31.5]})
+    _scored(tmp_path / "b", {"full": full, "other-encoder": [30.0, 30.0, 28.0, 31.0]})
+    (tmp_path / "b" / "other-encoder").mkdir()
+    points = [{"step": s, "gain_db": {"10-20%": 0.1 * s}} for s in (0, 1, 2)]
+    (tmp_path / "b" / "other-encoder" / "curve.jsonl").write_text("".join(json.dumps(p) + "\n" for p in points))
+    out = tmp_path / "joined"
+    assert ablate.main(["--join", str(a), str(tmp_path / "b"), "--out", str(out)]) == 0  # a file, then a folder
+    joined = json.loads((out / "ablation.json").read_text())
+    assert list(joined["full_minus"]) == ["no-dino", "other-encoder"]
+    assert (out / "ablation.png").is_file() and (out / "ablation_curves.png").is_file()
+    with pytest.raises(SystemExit):
+        ablate.main(["--join", str(a), "--only", "full", "--out", str(out)])
+    assert "--join makes a table of earlier calls' scores and trains nothing: drop --only" in capsys.readouterr().err

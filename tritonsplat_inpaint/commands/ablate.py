@@ -11,8 +11,9 @@ settings.
 Variants: the full model; seeded random DINO weights in place of the real DINOv2 (what
 the real features buy); without the DINO branch (AdaLN conditioned on a pooled encoder
 feature); without AdaLN (plain residual blocks, the DINO vector added as a bias); the
-other encoder (EfficientNet-Lite0's ImageNet stages against one trained from scratch,
-whichever the base configuration does not use); a plain convolutional decoder in place of
+other encoder (EfficientNet-Lite0's ImageNet stages against the plain convolutional
+encoder trained from scratch, a 7x7 stem and strided convolutions: architecture and
+weights change together; whichever the base configuration does not use); a plain convolutional decoder in place of
 the Gaussian rasterizer; no classical prior (the network fills the hole alone); and,
 not an ablation but a change measured beside them, the full model with its condition
 layer-normalised before AdaLN (`model.cond_norm`).
@@ -237,8 +238,9 @@ def join(paths: list[Path]) -> tuple[dict, dict[str, Path]]:
                              f"{paths[0]} {dict(zip(keys, want, strict=True))}: not the same ablation")  # fmt: skip
         for name, row in summary["variants"].items():
             if name in rows and rows[name]["buckets"] != row["buckets"]:
-                raise ValueError(f"--join: {name} was scored differently in {runs[name].parent} and {path.parent} "
-                                 "(other crops or masks, or another run of it)")  # fmt: skip
+                raise ValueError(f"--join: {name}'s scores in {runs[name].parent} and {path.parent} are not "
+                                 "identical crop for crop (other crops or masks, another run of it, or a rescoring "
+                                 "that is not bit for bit the same)")  # fmt: skip
             rows[name], runs[name] = row, path.parent / name
     order = [n for n in VARIANTS if n in rows]
     rows = {n: rows[n] for n in order}
@@ -255,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300, help="training steps for every variant")
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"),
                         help="folder of the variants' run folders and the table")
-    parser.add_argument("--only", nargs="*", choices=list(VARIANTS), default=list(VARIANTS),
-                        help="the variants to train and evaluate")
+    parser.add_argument("--only", nargs="*", choices=list(VARIANTS), default=None,
+                        help="the variants to train and evaluate (default: all)")
     parser.add_argument("--per-image", type=int, default=16, help="crops per held-out image")
     parser.add_argument("--no-compile", action="store_true", help="run the adapter and AdaLN blocks eagerly")
     parser.add_argument("--train-only", action="store_true",
@@ -264,19 +266,26 @@ def main(argv: list[str] | None = None) -> int:
                              "between processes with --only (never one variant in two processes), then evaluate "
                              "them all in one call once every process has finished")
     parser.add_argument("--join", nargs="+", type=Path, metavar="ABLATION_JSON",
-                        help="make one table of variants scored in separate calls (each file's ablation.json, "
-                             "each with 'full' on the same crops) and write it in --out; trains nothing")
+                        help="make one table of the ablation.json files (or their folders) of earlier calls that "
+                             "scored variants apart, each with 'full' on the same crops, and write it in --out; "
+                             "trains and scores nothing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE", help="override any field")
     add_threads(parser)
     add_debug(parser)
     args = parser.parse_args(argv)
-    if not args.only:
-        parser.error(f"--only: expected one or more of {', '.join(VARIANTS)}, got none")
     if args.join:
-        summary, runs = join(args.join)
+        given = [f for f, on in (("--only", args.only is not None), ("--train-only", args.train_only),
+                                 ("--set", bool(args.set))) if on]  # fmt: skip
+        if given:
+            parser.error(f"--join makes a table of earlier calls' scores and trains nothing: drop {', '.join(given)}")
+        summary, runs = join([p / "ablation.json" if p.is_dir() else p for p in args.join])
         report(summary, runs, args.out)
         return 0
+    if args.only is None:
+        args.only = list(VARIANTS)
+    if not args.only:
+        parser.error(f"--only: expected one or more of {', '.join(VARIANTS)}, got none")
     set_threads(args.threads)
     base = override(preset(args.preset), args.set)
     base.train.steps = args.steps

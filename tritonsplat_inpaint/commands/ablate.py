@@ -2,7 +2,7 @@
 variant, each evaluated on the held-out photographs with the evaluation masks.
 
     python -m model.ablate [--steps 300] [--out runs/ablation] [--only full no-dino ...] [--train-only]
-    python -m model.ablate --join A/ablation.json B/ablation.json --out DIR   # tables scored apart, made one
+    python -m model.ablate --join OUT_A OUT_B --out DIR   # tables scored apart (their --out folders), made one
 
 A variant whose run folder already holds its finished run is evaluated, not retrained
 (an interrupted one is resumed), so the table can be remade with other evaluation

@@ -8,6 +8,7 @@ import pytest
 from model_helpers import TINY_SET
 from PIL import Image
 
+from tritonsplat_inpaint import plots
 from tritonsplat_inpaint.commands import ablate
 from tritonsplat_inpaint.config import preset
 
@@ -55,11 +56,15 @@ def test_the_variants_learning_curves_share_one_figure(tmp_path):
         (tmp_path / name / "curve.jsonl").write_text("".join(json.dumps(p) + "\n" for p in points))
     (tmp_path / "no-prior").mkdir()  # no blend to gain over: no curve, no line
     runs = {n: tmp_path / n for n in ("full", "no-dino", "no-prior")}
-    assert ablate.plot_curves(runs, tmp_path / "curves.png")
+    assert plots.plot_curves(runs, tmp_path / "curves.png")
     plot = np.asarray(Image.open(tmp_path / "curves.png").convert("L"))
     assert plot.shape[1] > 800 and plot.std() > 10
-    assert not ablate.plot_curves({"no-prior": tmp_path / "no-prior"}, tmp_path / "none.png")
+    assert not plots.plot_curves({"no-prior": tmp_path / "no-prior"}, tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
+    # a run that went on from another's end is drawn after it: the figure changes
+    assert plots.plot_curves(runs, tmp_path / "shifted.png", offsets={"no-dino": 10})
+    shifted = np.asarray(Image.open(tmp_path / "shifted.png").convert("L"))
+    assert shifted.shape == plot.shape and np.abs(shifted.astype(int) - plot).mean() > 0.5
 
 
 def test_an_ablation_of_no_variant_is_refused(capsys):

@@ -44,6 +44,36 @@ def plot_curve(entries: list[dict], path: Path, dino_source: str) -> None:
     plt.close(fig)
 
 
+def plot_curves(runs: dict[str, Path], path: Path, offsets: dict[str, int] | None = None) -> bool:
+    """Several runs' learning curves (held-out PSNR over each one's starting blend, per
+    bucket) on one figure, a panel per bucket and a line per run (`{label: run folder}`),
+    each shifted right by its `offsets` steps (a run started from another's end); False
+    when no run wrote a curve. A run without a classical prior has no blend to gain over
+    and no curve."""
+    plt = pyplot()
+
+    offsets = offsets or {}
+    curves = {n: points for n, run_dir in runs.items() if (points := read_jsonl(run_dir / "curve.jsonl"))}
+    if not curves:
+        return False
+    buckets = list(next(iter(curves.values()))[0]["gain_db"])
+    fig, axes = plt.subplots(1, len(buckets), figsize=(4 * len(buckets), 3.4), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, bucket in zip(axes, buckets, strict=True):
+        for name, points in curves.items():
+            steps = [p["step"] + offsets.get(name, 0) for p in points]
+            ax.plot(steps, [p["gain_db"][bucket] for p in points], marker=".", label=name)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_title(f"hole {bucket}")
+        ax.set_xlabel("step")
+    axes[0].set_ylabel("PSNR over the starting blend (dB)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
 def plot_losses(entries: list[dict], path: Path, dino_source: str) -> None:
     """Every logged loss term against the step."""
     plt = pyplot()

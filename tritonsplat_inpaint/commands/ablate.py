@@ -35,8 +35,7 @@ from ..checkpoint import load_model
 from ..cli import Defaults, add_debug, add_threads, entry, prog, set_threads, write_report
 from ..config import Config, override, preset
 from ..evaluation import MODEL, evaluate
-from ..plots import pyplot
-from ..runs import read_jsonl
+from ..plots import plot_curves, pyplot
 from ..training import train
 
 VARIANTS = {  # model fields a variant changes; "other-encoder" and "random-dino" are made in `variant_config`
@@ -192,33 +191,6 @@ def plot(summary: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def plot_curves(runs: dict[str, Path], path: Path) -> bool:
-    """The variants' learning curves (held-out PSNR over each one's starting blend, per
-    bucket) on one figure, from their run folders (`{variant: folder}`); False when no
-    variant wrote a curve. The variant without a classical prior has no blend to gain
-    over and no curve."""
-    plt = pyplot()
-
-    curves = {n: points for n, run_dir in runs.items() if (points := read_jsonl(run_dir / "curve.jsonl"))}
-    if not curves:
-        return False
-    buckets = list(next(iter(curves.values()))[0]["gain_db"])
-    fig, axes = plt.subplots(1, len(buckets), figsize=(4 * len(buckets), 3.4), sharey=True, squeeze=False)
-    axes = axes[0]
-    for ax, bucket in zip(axes, buckets, strict=True):
-        for name, points in curves.items():
-            ax.plot([p["step"] for p in points], [p["gain_db"][bucket] for p in points], marker=".", label=name)
-        ax.axhline(0, color="grey", lw=0.8)
-        ax.set_title(f"hole {bucket}")
-        ax.set_xlabel("step")
-    axes[0].set_ylabel("PSNR over the starting blend (dB)")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
 
 
 def join(paths: list[Path]) -> tuple[dict, dict[str, Path]]:

@@ -1,10 +1,12 @@
 """Inpainting real photographs at their own sizes: the model against classical methods.
 
     OMP_NUM_THREADS=1 python -m bench.photographs [--out docs/model/photographs] [--widths 500 1000 4000]
-    OMP_NUM_THREADS=1 python -m bench.photographs --ckpt RUN --reuse docs/model/photographs/results.json
+    cp docs/model/photographs/results.json /tmp/earlier.json
+    OMP_NUM_THREADS=1 python -m bench.photographs --ckpt RUN --reuse /tmp/earlier.json
 
 (the second, for a new checkpoint, takes Telea's and biharmonic's scores from the earlier
-run, case by case, instead of measuring them again).
+run, case by case, instead of measuring them again; the earlier file is copied aside
+first, as the run rewrites its --out's results.json).
 
 Photographs: the default catalogue's held-out photographs (`tritonsplat_inpaint.data.HELD_OUT`:
 never seen in training), three per width: at 500 px wide Grace Hopper (matplotlib's) and two
@@ -203,8 +205,11 @@ def markdown(results: dict) -> str:
     ]
     for method in METHODS:
         ran = [r["methods"][method] for r in results["runs"] if method in r["methods"]]
-        for src in {json.dumps(v["reused_from"], sort_keys=True) for v in ran if "reused_from" in v}:
-            src = json.loads(src)
+        sources = []  # each earlier run the scores were taken from, in the order first met
+        for v in ran:
+            if "reused_from" in v and v["reused_from"] not in sources:
+                sources.append(v["reused_from"])
+        for src in sources:
             taken = sum(v.get("reused_from") == src for v in ran)
             lines += [f"{method}: {taken} of {len(ran)} cases taken from {src['file']} (`--reuse`), as measured "
                       f"{src['date']} on {src['machine']}.", ""]  # fmt: skip

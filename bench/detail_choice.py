@@ -1,17 +1,22 @@
-"""How the fine detail's blocks are chosen: by the guide alone against by agreement with
-the detail around them, on the same network outputs, crops and masks.
+"""The fine detail's settings compared: its scale, its weight and how its blocks are
+chosen, on the same network outputs, crops and masks.
 
-    OMP_NUM_THREADS=1 python -m bench.detail_choice [--ckpt RELEASE] [--per-image 8] [--candidates 1 16]
+    OMP_NUM_THREADS=1 python -m bench.detail_choice [--ckpt RELEASE] [--per-image 8]
+        [--variants 2:1:16 4:1:16 fsr:4 fsr:4+2:0.5:16 ...]
 
 The released network's outputs on the held-out crops (`per_image` of each photograph, the
-evaluation's fixed masks) are given the crop's own fine detail (`evaluation.with_detail`,
-weight 1 at scale 2) with each of `--candidates` in turn as its candidate count: 1 is
-the guide alone (each block takes the known block most like it at the working scale), more
-lets the block's agreement with the detail around it choose among that many. Each is
-scored as `model.evaluate` scores: PSNR, the DINOv2 judge's perceptual distance and
-FD-DINOv2, the texture ratio, here all on every crop (`model.evaluate` judges the first 8
-of each photograph's); differences from the first are paired crop by crop. Writes
-`<out>/compare.{md,json}`.
+evaluation's fixed masks) are given the crop's own fine detail (`evaluation.with_detail`)
+with each variant `SCALE:WEIGHT:CANDIDATES` in turn. The scale `f` is the band copied
+(everything finer than `f` pixels, in blocks `4f` wide); the weight is `--detail`'s (here
+up to 2, to see past its range); the candidate count 1 is the guide alone (each block
+takes the known block most like it at the working scale), more lets the block's agreement
+with the detail around it choose among that many. `METHOD:SCALE` takes the band finer
+than SCALE from a classical fill instead (`evaluation.with_band`), and steps joined by
+`+` are applied in turn. The classical fill named is scored too. Each is scored as `model.evaluate`
+scores: PSNR, SSIM, the DINOv2 judge's perceptual distance and FD-DINOv2, the texture
+ratio, here all on every crop (`model.evaluate` judges the first 8 of each photograph's);
+the network's outputs with no detail are scored too. Differences from the first variant are paired crop by crop.
+Writes `<out>/compare.{md,json}`.
 """
 
 from __future__ import annotations
@@ -22,50 +27,99 @@ from pathlib import Path
 
 import torch
 
+NONE = "no detail"  # the row of the network's outputs as they are
+
+
+def variant(text: str) -> tuple:
+    """A setting of the passes after the network, as the command line gives it: steps
+    joined by `+`, each `SCALE:WEIGHT:CANDIDATES` (copied fine detail) or `METHOD:SCALE` (a
+    classical fill's band finer than SCALE, `evaluation.with_band`); each checked."""
+    from tritonsplat_inpaint.classical import PREFILLS
+
+    steps = []
+    for part in text.split("+"):
+        fields = part.split(":")
+        try:
+            if len(fields) == 2 and fields[0] in PREFILLS:
+                steps.append((fields[0], int(fields[1])))
+                f = steps[-1][1]
+                ok = True
+            else:
+                f, weight, k = fields
+                f, weight, k = int(f), float(weight), int(k)
+                steps.append((f, weight, k))
+                ok = 0 < weight <= 2 and k >= 1
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected SCALE:WEIGHT:CANDIDATES such as 2:1:16 or METHOD:SCALE such as "
+                                             f"fsr:4, joined by +, got {text!r}") from None  # fmt: skip
+        if f < 2 or f & (f - 1) or not ok:
+            raise argparse.ArgumentTypeError(f"expected a scale a power of 2 from 2, a weight in (0, 2] and at least "
+                                             f"1 candidate, got {text!r}")  # fmt: skip
+    return tuple(steps)
+
+
+def label(v: tuple) -> str:
+    return "+".join(":".join(f"{x:g}" if isinstance(x, float) else str(x) for x in step) for step in v)
+
+
+def apply(v: tuple, outputs, images, masks, fills: dict):
+    """The network's `outputs` after the steps of the variant `v`; `fills`: the classical
+    fills by method."""
+    from tritonsplat_inpaint.evaluation import with_band, with_detail
+
+    for step in v:
+        if isinstance(step[0], str):
+            outputs = with_band(outputs, images, masks, fills[step[0]], step[1])
+        else:
+            f, weight, k = step
+            outputs = with_detail(outputs, images, masks, weight, f=f, candidates=k)
+    return outputs
+
 
 def markdown(summary: dict) -> str:
     ref = summary["reference"]
-    lines = [f"Fine detail's block choice: {summary['crops']} held-out crops a bucket ({summary['per_image']} of each "
-             f"photograph), {summary['checkpoint']}; differences from {ref} candidate(s), paired crop by crop.", "",
-             "| bucket | candidates | PSNR | minus reference (dB) | perceptual | minus reference | FD-DINOv2 "
+    lines = [f"Fine detail's settings (scale:weight:candidates): {summary['crops']} held-out crops a bucket "
+             f"({summary['per_image']} of each photograph), {summary['checkpoint']}; differences from {ref}, paired "
+             "crop by crop.", "",
+             "| bucket | variant | PSNR | minus reference (dB) | SSIM | perceptual | minus reference | FD-DINOv2 "
              "| texture |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for bucket, rows in summary["buckets"].items():
         for k, r in rows.items():
             d = r.get("minus_reference")
             diff = (f"{d['psnr']['mean']:+.3f} +- {d['psnr']['stderr']:.3f}", f"{d['perceptual']['mean']:+.4f} +- "
                     f"{d['perceptual']['stderr']:.4f}") if d else ("", "")  # fmt: skip
-            lines.append(f"| {bucket} | {k} | {r['psnr']:.3f} | {diff[0]} | {r['perceptual']:.4f} | {diff[1]} | "
-                         f"{r['fd_dino']:.2f} | {r['texture']:.3f} |")  # fmt: skip
+            lines.append(f"| {bucket} | {k} | {r['psnr']:.3f} | {diff[0]} | {r['ssim']:.4f} | {r['perceptual']:.4f} | "
+                         f"{diff[1]} | {r['fd_dino']:.2f} | {r['texture']:.3f} |")  # fmt: skip
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tritonsplat.metrics import psnr
-    from tritonsplat_inpaint import detail
+    from tritonsplat.metrics import psnr, ssim
     from tritonsplat_inpaint.checkpoint import RELEASED, load_model
     from tritonsplat_inpaint.cli import set_threads, write_report
-    from tritonsplat_inpaint.evaluation import HeldOut, _judged, paired, with_detail
+    from tritonsplat_inpaint.evaluation import HeldOut, _judged, paired
     from tritonsplat_inpaint.perceptual import Judge
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", type=Path, default=RELEASED, help="checkpoint or run folder")
     parser.add_argument("--per-image", type=int, default=8, help="crops per held-out photograph")
-    parser.add_argument("--candidates", type=int, nargs="+", default=[1, detail.CANDIDATES],
-                        help="candidate counts to compare, the first the reference")  # fmt: skip
+    parser.add_argument("--variants", type=variant, nargs="+", default=[variant("2:1:1"), variant("2:1:16")],
+                        help="SCALE:WEIGHT:CANDIDATES of each setting to compare, the first the reference")
     parser.add_argument("--out", type=Path, default=Path("docs/model/detail_choice"))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    if min(args.candidates) < 1 or len(set(args.candidates)) < len(args.candidates):
-        parser.error(f"--candidates: expected distinct counts of at least 1, got {args.candidates}")
+    if len(set(args.variants)) < len(args.variants):
+        parser.error(f"--variants: expected distinct settings, got {[label(v) for v in args.variants]}")
     set_threads(args.threads)
     ok, why = Judge.available()
     if not ok:
         raise SystemExit(f"no judge: {why}")
     net, cfg = load_model(args.ckpt)
     judge = Judge()
-    held = HeldOut(cfg, args.per_image, methods=list(net.fills))  # the network's own fills only
-    ref = str(args.candidates[0])
+    bands = [step[0] for v in args.variants for step in v if isinstance(step[0], str)]
+    held = HeldOut(cfg, args.per_image, methods=list(net.fills) + bands)  # the fills the variants read
+    ref = label(args.variants[0])
     summary = {"checkpoint": os.path.relpath(args.ckpt), "per_image": args.per_image, "crops": len(held.images),
                "reference": ref, "buckets": {}}  # fmt: skip
     every = torch.arange(len(held.images))  # the judge scores every crop here
@@ -73,10 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     for bucket, masks in held.masks.items():
         outputs = held.outputs(net, bucket)
         scores = {}
-        for k in args.candidates:
-            detailed = with_detail(outputs, held.images, masks, 1.0, candidates=k)
-            judged = _judged(judge, {k: detailed}, held.images, masks, truth, every)[k]
-            scores[str(k)] = {"psnr": psnr(detailed, held.images), **judged}
+        fills = held.fills[bucket]
+        rows = [(NONE, outputs)] + [(m, fills[m] * masks + held.images * (1 - masks)) for m in dict.fromkeys(bands)]
+        for name, v in rows + [(label(v), v) for v in args.variants]:
+            out = v if isinstance(v, torch.Tensor) else apply(v, outputs, held.images, masks, fills)
+            judged = _judged(judge, {name: out}, held.images, masks, truth, every)[name]
+            scores[name] = {"psnr": psnr(out, held.images), "ssim": ssim(out, held.images), **judged}
         rows = {}
         for k, s in scores.items():
             rows[k] = {name: float(v.mean()) if isinstance(v, torch.Tensor) else v for name, v in s.items()}

@@ -182,3 +182,45 @@ def test_inpaint_gives_big_holes_detail_and_keeps_known_pixels():
     assert torch.equal(textured[:, ~hole], image[:, ~hole]) and torch.equal(smooth[:, ~hole], image[:, ~hole])
     with pytest.raises(ValueError, match=r"detail: expected a weight from 0 to 1, got 1\.5"):
         inpaint(net, image, hole, detail=1.5)
+
+
+def test_low_band_keeps_what_is_coarser_than_its_scale():
+    from tritonsplat_inpaint.detail import low_band
+
+    flat = torch.full((2, 3, 20, 24), 0.3)
+    assert torch.allclose(low_band(flat, 4), flat)  # partial cells at the edges too (20 and 24 px, f 4 and 8)
+    assert torch.allclose(low_band(flat, 8), flat)
+    ramp = torch.linspace(0, 1, 64).expand(1, 3, 32, 64)
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))  # bilinear is exact on a ramp inside
+    assert torch.allclose(low_band(ramp, 4)[inner], ramp[inner], atol=1e-6)
+    stripes = torch.tensor([0.0, 1.0]).repeat(16).expand(1, 1, 8, 32)  # 2 px stripes: all of it finer than 4 px
+    assert torch.allclose(low_band(stripes, 4), torch.full_like(stripes, 0.5))
+
+
+def test_swap_band_puts_the_sources_fine_detail_under_the_fills_colours():
+    from tritonsplat_inpaint.detail import low_band, swap_band
+
+    g = torch.Generator().manual_seed(0)
+    fill = torch.rand(1, 3, 32, 32, generator=g)
+    assert torch.allclose(swap_band(fill, fill, 4), fill, atol=1e-6)  # its own band: unchanged
+    assert torch.allclose(swap_band(fill, torch.full_like(fill, 0.7), 4), low_band(fill, 4))  # a flat source: none
+    grain = 0.1 * torch.randn(1, 3, 32, 32, generator=g)
+    swapped = swap_band(torch.full_like(fill, 0.4), 0.6 + grain, 4)
+    assert torch.allclose(swapped - 0.4, grain - low_band(grain, 4), atol=1e-6)  # the grain at the fill's level
+    with pytest.raises(ValueError, match=r"source: expected the fill's shape \(1, 3, 32, 32\), got \(1, 3, 16, 16\)"):
+        swap_band(fill, fill[..., :16, :16], 4)
+
+
+def test_with_band_changes_the_holes_alone_and_brings_a_flat_fill_closer_to_a_textured_truth():
+    from tritonsplat.metrics import psnr
+
+    from tritonsplat_inpaint.evaluation import with_band
+
+    g = torch.Generator().manual_seed(1)
+    images = (0.5 + 0.2 * torch.randn(2, 3, 48, 48, generator=g)).clamp(0, 1)
+    masks = torch.zeros(2, 1, 48, 48)
+    masks[:, :, 12:36, 8:40] = 1
+    flat = images * (1 - masks) + 0.5 * masks
+    banded = with_band(flat, images, masks, images)  # a source that knows the truth's detail
+    assert torch.equal(banded * (1 - masks), images * (1 - masks))
+    assert bool((psnr(banded, images) > psnr(flat, images) + 3).all())

@@ -51,6 +51,29 @@ def hann(n: int) -> torch.Tensor:
     return 0.5 - 0.5 * torch.cos(2 * math.pi * t)
 
 
+def low_band(image: torch.Tensor, f: int) -> torch.Tensor:
+    """`image` ([..., C, H, W]) with nothing finer than `f` pixels: its `1/f` version (means
+    of `f x f` cells, partial cells at the bottom and right edges) brought back bilinearly,
+    as `transfer_detail` separates a band."""
+    H, W = image.shape[-2:]
+    cells = F.avg_pool2d(image.flatten(0, -4), f, f, ceil_mode=True)
+    up = F.interpolate(cells, scale_factor=f, mode="bilinear", align_corners=False)[..., :H, :W]
+    return up.view(image.shape)
+
+
+def swap_band(fill: torch.Tensor, source: torch.Tensor, f: int) -> torch.Tensor:
+    """`fill`'s coarse part under `source`'s fine detail: `fill` below `1/f` scale (`low_band`)
+    plus `source`'s band finer than `f` pixels. Where a smooth fill (a network trained on
+    squared error) is right about the colours and shapes but flat, and `source` (a classical
+    fill that continues edges and texture from the hole's border, such as FSR) is wrong
+    about them but carries detail that agrees with the photograph, the sum takes the better
+    of each. The same split of an image into bands as a Laplacian pyramid's (Burt and
+    Adelson, 1983)."""
+    if fill.shape != source.shape:
+        raise ValueError(f"source: expected the fill's shape {tuple(fill.shape)}, got {tuple(source.shape)}")
+    return low_band(fill, f) + source - low_band(source, f)
+
+
 def transfer_detail(result: torch.Tensor, filled: torch.Tensor, hole: torch.Tensor, here: torch.Tensor, f: int,
                     strength: float, candidates: int = CANDIDATES) -> int:  # fmt: skip
     """Add the photograph's fine detail to `filled` over the hole pixels `here`, in place.

@@ -32,6 +32,9 @@ DETAILED = "2DGS model + fine detail"
 # the detail band the `DETAILED` row is given: what a crop at half scale lacks (its holes
 # are filled at full scale, where the network carries no photograph texture of its own)
 DETAIL_SCALE = 2
+# the band `with_band` takes from a classical fill: its detail finer than 4 pixels
+# (docs/model.md, "The classical band")
+BAND_SCALE = 4
 # crops of each held-out photograph: the default catalogue holds out 48 photographs, so
 # 24 each give 1,152 crops a bucket (with the earlier 9 held-out photographs, 864 crops
 # brought every paired standard error under 0.05 dB; the table prints each one)
@@ -214,6 +217,16 @@ def with_detail(outputs: torch.Tensor, images: torch.Tensor, masks: torch.Tensor
         transfer_detail(images[i], filled, hole, hole, f, strength, candidates)
         out[i] = torch.where(hole, filled.clamp(0, 1), images[i])
     return out
+
+
+def with_band(outputs: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, source: torch.Tensor,
+              f: int = BAND_SCALE) -> torch.Tensor:  # fmt: skip
+    """The outputs with their detail finer than `f` pixels taken from `source` in the holes
+    (`detail.swap_band`: a classical fill's band, FSR's in the evaluation), the known pixels
+    the crop's own."""
+    from .detail import swap_band
+
+    return torch.where(masks > 0.5, swap_band(outputs, source, f).clamp(0, 1), images)
 
 
 def evaluate(net, cfg: Config, per_image: int = PER_IMAGE, batch: int = 8, held: HeldOut | None = None,

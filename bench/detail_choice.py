@@ -12,10 +12,11 @@ up to 2, to see past its range); the candidate count 1 is the guide alone (each 
 takes the known block most like it at the working scale), more lets the block's agreement
 with the detail around it choose among that many. `METHOD:SCALE` takes the band finer
 than SCALE from a classical fill instead (`evaluation.with_band`), and steps joined by
-`+` are applied in turn. The classical fill named is scored too. Each is scored as `model.evaluate`
-scores: PSNR, SSIM, the DINOv2 judge's perceptual distance and FD-DINOv2, the texture
-ratio, here all on every crop (`model.evaluate` judges the first 8 of each photograph's);
-the network's outputs with no detail are scored too. Differences from the first variant are paired crop by crop.
+`+` are applied in turn. Each is scored as `model.evaluate` scores: PSNR, SSIM, the
+DINOv2 judge's perceptual distance and FD-DINOv2, the texture ratio, here all on every
+crop (`model.evaluate` judges the first 8 of each photograph's), beside the network's
+outputs with no pass after it and the classical fills named (and `--classical`).
+Differences from the first variant are paired crop by crop.
 Writes `<out>/compare.{md,json}`.
 """
 
@@ -78,7 +79,8 @@ def apply(v: tuple, outputs, images, masks, fills: dict):
 
 def markdown(summary: dict) -> str:
     ref = summary["reference"]
-    lines = [f"Fine detail's settings (scale:weight:candidates): {summary['crops']} held-out crops a bucket "
+    lines = [f"The passes after the network (SCALE:WEIGHT:CANDIDATES: copied fine detail; METHOD:SCALE: a classical "
+             f"fill's band finer than SCALE px; + joins steps): {summary['crops']} held-out crops a bucket "
              f"({summary['per_image']} of each photograph), {summary['checkpoint']}; differences from {ref}, paired "
              "crop by crop.", "",
              "| bucket | variant | PSNR | minus reference (dB) | SSIM | perceptual | minus reference | FD-DINOv2 "
@@ -97,6 +99,7 @@ def markdown(summary: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     from tritonsplat.metrics import psnr, ssim
     from tritonsplat_inpaint.checkpoint import RELEASED, load_model
+    from tritonsplat_inpaint.classical import PREFILLS
     from tritonsplat_inpaint.cli import set_threads, write_report
     from tritonsplat_inpaint.evaluation import HeldOut, _judged, paired
     from tritonsplat_inpaint.perceptual import Judge
@@ -106,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-image", type=int, default=8, help="crops per held-out photograph")
     parser.add_argument("--variants", type=variant, nargs="+", default=[variant("2:1:1"), variant("2:1:16")],
                         help="SCALE:WEIGHT:CANDIDATES of each setting to compare, the first the reference")
+    parser.add_argument("--classical", nargs="*", default=[], choices=sorted(PREFILLS),
+                        help="classical methods scored beside (those whose band a variant takes are scored anyway)")
     parser.add_argument("--out", type=Path, default=Path("docs/model/detail_choice"))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -117,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no judge: {why}")
     net, cfg = load_model(args.ckpt)
     judge = Judge()
-    bands = [step[0] for v in args.variants for step in v if isinstance(step[0], str)]
+    bands = list(dict.fromkeys(args.classical + [step[0] for v in args.variants for step in v
+                                                  if isinstance(step[0], str)]))  # fmt: skip
     held = HeldOut(cfg, args.per_image, methods=list(net.fills) + bands)  # the fills the variants read
     ref = label(args.variants[0])
     summary = {"checkpoint": os.path.relpath(args.ckpt), "per_image": args.per_image, "crops": len(held.images),
@@ -128,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         outputs = held.outputs(net, bucket)
         scores = {}
         fills = held.fills[bucket]
-        rows = [(NONE, outputs)] + [(m, fills[m] * masks + held.images * (1 - masks)) for m in dict.fromkeys(bands)]
+        rows = [(NONE, outputs)] + [(m, fills[m] * masks + held.images * (1 - masks)) for m in bands]
         for name, v in rows + [(label(v), v) for v in args.variants]:
             out = v if isinstance(v, torch.Tensor) else apply(v, outputs, held.images, masks, fills)
             judged = _judged(judge, {name: out}, held.images, masks, truth, every)[name]

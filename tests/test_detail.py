@@ -190,6 +190,7 @@ def test_low_band_keeps_what_is_coarser_than_its_scale():
     flat = torch.full((2, 3, 20, 24), 0.3)
     assert torch.allclose(low_band(flat, 4), flat)  # partial cells at the edges too (20 and 24 px, f 4 and 8)
     assert torch.allclose(low_band(flat, 8), flat)
+    assert torch.equal(low_band(flat[0], 4), low_band(flat, 4)[0])  # one image [3, H, W] as a batch of one
     ramp = torch.linspace(0, 1, 64).expand(1, 3, 32, 64)
     inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))  # bilinear is exact on a ramp inside
     assert torch.allclose(low_band(ramp, 4)[inner], ramp[inner], atol=1e-6)
@@ -213,7 +214,6 @@ def test_swap_band_puts_the_sources_fine_detail_under_the_fills_colours():
 
 def test_with_band_changes_the_holes_alone_and_brings_a_flat_fill_closer_to_a_textured_truth():
     from tritonsplat.metrics import psnr
-
     from tritonsplat_inpaint.evaluation import with_band
 
     g = torch.Generator().manual_seed(1)
@@ -224,3 +224,24 @@ def test_with_band_changes_the_holes_alone_and_brings_a_flat_fill_closer_to_a_te
     banded = with_band(flat, images, masks, images)  # a source that knows the truth's detail
     assert torch.equal(banded * (1 - masks), images * (1 - masks))
     assert bool((psnr(banded, images) > psnr(flat, images) + 3).all())
+
+
+def test_inpaint_takes_a_classical_fills_band_where_the_network_fills_and_says_so():
+    from tritonsplat_inpaint.classical import PREFILLS
+
+    torch.manual_seed(0)
+    net = build_model(tiny_config()).eval()
+    image, _ = _scene(96, 96)
+    hole = torch.zeros(96, 96, dtype=torch.bool)
+    hole[40:52, 30:70] = True  # 6 px thick: filled at full scale, where no fine detail is copied
+    own, report = inpaint(net, image, hole, guard=False)
+    banded, report_b = inpaint(net, image, hole, guard=False, band="telea")
+    assert [s["band"] for s in report.scales] == [None] and [s["band"] for s in report_b.scales] == ["telea"]
+    assert torch.equal(banded[:, ~hole], image[:, ~hole])
+    assert not torch.equal(banded[:, hole], own[:, hole])
+    telea, report_t = inpaint(net, image, hole, method="telea", band="telea")  # no network: no band
+    assert [s["band"] for s in report_t.scales] == [None]
+    assert torch.equal(telea, inpaint(net, image, hole, method="telea")[0])
+    with pytest.raises(ValueError, match=r"band: expected None or one of .*'fsr'.*, got 'dct'"):
+        inpaint(net, image, hole, band="dct")
+    assert "fsr" in PREFILLS

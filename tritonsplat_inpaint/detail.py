@@ -42,6 +42,7 @@ CANDIDATES = 16  # transfer_detail's default: the known blocks nearest a block's
 AGREEMENT_SAMPLES = 16  # the pixels of each axis of a block on which the candidates are weighed
 MAX_CANDIDATES = 40_000  # known blocks searched per hole (a strided subset beyond)
 SEARCH_MARGIN = 1.0  # the search region: the hole's bounding box grown by this many of its sizes
+BAND_SCALE = 4  # swap_band's default: the band finer than 4 pixels (docs/model.md, "The classical band")
 
 
 def hann(n: int) -> torch.Tensor:
@@ -56,12 +57,12 @@ def low_band(image: torch.Tensor, f: int) -> torch.Tensor:
     of `f x f` cells, partial cells at the bottom and right edges) brought back bilinearly,
     as `transfer_detail` separates a band."""
     H, W = image.shape[-2:]
-    cells = F.avg_pool2d(image.flatten(0, -4), f, f, ceil_mode=True)
+    cells = F.avg_pool2d(image.reshape(-1, *image.shape[-3:]), f, f, ceil_mode=True)
     up = F.interpolate(cells, scale_factor=f, mode="bilinear", align_corners=False)[..., :H, :W]
     return up.view(image.shape)
 
 
-def swap_band(fill: torch.Tensor, source: torch.Tensor, f: int) -> torch.Tensor:
+def swap_band(fill: torch.Tensor, source: torch.Tensor, f: int = BAND_SCALE) -> torch.Tensor:
     """`fill`'s coarse part under `source`'s fine detail: `fill` below `1/f` scale (`low_band`)
     plus `source`'s band finer than `f` pixels. Where a smooth fill (a network trained on
     squared error) is right about the colours and shapes but flat, and `source` (a classical

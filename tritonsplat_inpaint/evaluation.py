@@ -23,6 +23,7 @@ from tritonsplat.metrics import psnr, ssim
 from .classical import fill_batch
 from .config import Config
 from .data import data_paths, fixed_crops, photograph_name
+from .detail import BAND_SCALE
 from .masks import BUCKETS, evaluation_masks
 from .perceptual import Judge, frechet_distance, hole_tokens, texture_ratio, token_distance
 
@@ -32,9 +33,6 @@ DETAILED = "2DGS model + fine detail"
 # the detail band the `DETAILED` row is given: what a crop at half scale lacks (its holes
 # are filled at full scale, where the network carries no photograph texture of its own)
 DETAIL_SCALE = 2
-# the band `with_band` takes from a classical fill: its detail finer than 4 pixels
-# (docs/model.md, "The classical band")
-BAND_SCALE = 4
 # crops of each held-out photograph: the default catalogue holds out 48 photographs, so
 # 24 each give 1,152 crops a bucket (with the earlier 9 held-out photographs, 864 crops
 # brought every paired standard error under 0.05 dB; the table prints each one)

@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 
 from .classical import PREFILLS, fill_batch
-from .detail import transfer_detail
+from .detail import BAND_SCALE, swap_band, transfer_detail
 from .images import Picture, compose
 from .network import InpaintNet
 
@@ -207,7 +207,7 @@ def _probe_error(fn, work: torch.Tensor, work_hole: torch.Tensor, probe: torch.T
 
 def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method: str = "model", tile: int = 256,
             overlap: int = 64, radius: float | None = None, keep_gaussians: bool = False, guard: bool | Guard = True,
-            detail: float = DETAIL) -> tuple[torch.Tensor, Report]:  # fmt: skip
+            detail: float = DETAIL, band: str | None = None) -> tuple[torch.Tensor, Report]:  # fmt: skip
     """image [3, H, W] in [0, 1], hole [H, W] or [1, H, W] (nonzero = hole) -> (image with
     every hole pixel filled and every known pixel exactly as given, what was done). See
     the module docstring for the plan and the guard (`guard`: at reduced scales, the
@@ -216,9 +216,14 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
     "blend" or a classical fill, on the same plan);
     `keep_gaussians` records every network run's Gaussians in `Report.runs` (method
     "model" with a Gaussian decoder); `detail`: the weight of the fine detail copied from
-    the photograph into holes filled at reduced scales (`detail.transfer_detail`; 0: none)."""
+    the photograph into holes filled at reduced scales (`detail.transfer_detail`; 0: none);
+    `band`: a classical fill (a key of PREFILLS, "fsr" the one measured) whose detail finer
+    than `BAND_SCALE` working pixels replaces the network's own at every scale
+    (`detail.swap_band`, before the fine detail; None: the network's own)."""
     if not 0 <= detail <= 1:
         raise ValueError(f"detail: expected a weight from 0 to 1, got {detail}")
+    if band is not None and band not in PREFILLS:
+        raise ValueError(f"band: expected None or one of {', '.join(map(repr, PREFILLS))}, got {band!r}")
     cfg = net.cfg
     multiple = cfg.patch_size
     radius = cfg.image_size / 5 if radius is None else radius
@@ -276,6 +281,9 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
                 report.runs.append(Run(k, scale, top, left, window_target.clone(), rendered.pop()))
 
         filled, windows = _fill_scale(fn, work, work_hole.float(), target, tile, overlap, multiple, on_window)
+        if band and chosen == "model":
+            source = _classical(band, work[None], work_hole[None, None].float())[0]
+            filled = torch.where(target, swap_band(filled, source, BAND_SCALE).clamp(0, 1), filled)
         blocks = 0
         if k:
             filled = F.interpolate(filled[None], size=(H, W), mode="bilinear", align_corners=False)[0]
@@ -285,7 +293,7 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
         report.scales.append({"scale": 2.0**-k, "holes": int((hole_levels == k).sum()),
                               "pixels": int(here.sum()), "working_size": list(work.shape[-2:]),
                               "windows": windows, "method": chosen, "probe_mse": errors,
-                              "detail_blocks": blocks})  # fmt: skip
+                              "detail_blocks": blocks, "band": band if chosen == "model" else None})  # fmt: skip
     return result.clamp(0, 1), report
 
 
@@ -382,11 +390,11 @@ def _psnr(mse: float) -> float:
 
 
 def inpaint_picture(net: InpaintNet, picture: Picture, weight: torch.Tensor, *, method: str = "model",
-                    tile: int = 256, keep_gaussians: bool = False, detail: float = DETAIL,
+                    tile: int = 256, keep_gaussians: bool = False, detail: float = DETAIL, band: str | None = None,
                     ) -> tuple[np.ndarray, Report]:  # fmt: skip
     """A photograph and its hole weights as `images.read_pair` gives them -> (the
     photograph's own array with the hole filled, in its own mode and bits, known pixels
     exactly as stored: what `python -m model.inpaint` writes; what was done)."""
     filled, report = inpaint(net, picture.rgb, weight > 0, method=method, tile=tile, keep_gaussians=keep_gaussians,
-                             detail=detail)  # fmt: skip
+                             detail=detail, band=band)  # fmt: skip
     return compose(picture, filled, weight.numpy() if isinstance(weight, torch.Tensor) else weight), report

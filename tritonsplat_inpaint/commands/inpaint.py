@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detail", type=float, default=DETAIL,
                         help="weight (0-1) of the fine detail copied from the photograph into holes filled at "
                         "reduced scales (0: the smooth fill)")  # fmt: skip
+    parser.add_argument("--band", choices=sorted(PREFILLS), default=None,
+                        help="take the network's detail finer than 4 working pixels from this classical fill "
+                        "(fsr: the one measured; default: the network's own)")  # fmt: skip
     parser.add_argument("--dino-weights", help="load the checkpoint with another DINO (a timm weights file)")
     parser.add_argument(
         "--allow-other-dino",
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         for note in notes:
             print(f"{picture.path.name}: {note}", file=sys.stderr)
         array, report = inpaint_picture(net, picture, weight, method=args.method, tile=args.tile,
-                                        detail=args.detail)  # fmt: skip
+                                        detail=args.detail, band=args.band)  # fmt: skip
         for note in report.notes:
             print(f"{picture.path.name}: warning: {note}", file=sys.stderr)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ than SCALE from a classical fill instead (`evaluation.with_band`), and steps joi
 DINOv2 judge's perceptual distance and FD-DINOv2, the texture ratio, here all on every
 crop (`model.evaluate` judges the first 8 of each photograph's), beside the network's
 outputs with no pass after it and the classical fills named (and `--classical`).
-Differences from the first variant are paired crop by crop.
+Differences from `--reference` (the first variant unless named) are paired crop by crop.
 Writes `<out>/compare.{md,json}`.
 """
 
@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ckpt", type=Path, default=RELEASED, help="checkpoint or run folder")
     parser.add_argument("--per-image", type=int, default=8, help="crops per held-out photograph")
     parser.add_argument("--variants", type=variant, nargs="+", default=[variant("2:1:1"), variant("2:1:16")],
-                        help="SCALE:WEIGHT:CANDIDATES of each setting to compare, the first the reference")
+                        help="SCALE:WEIGHT:CANDIDATES or METHOD:SCALE (+ joins steps) of each setting to compare")
+    parser.add_argument("--reference", help="the row the others are differenced from: a variant, a classical method "
+                        f"or {NONE!r} (default: the first variant)")  # fmt: skip
     parser.add_argument("--classical", nargs="*", default=[], choices=sorted(PREFILLS),
                         help="classical methods scored beside (those whose band a variant takes are scored anyway)")
     parser.add_argument("--out", type=Path, default=Path("docs/model/detail_choice"))
@@ -116,16 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(set(args.variants)) < len(args.variants):
         parser.error(f"--variants: expected distinct settings, got {[label(v) for v in args.variants]}")
+    bands = list(dict.fromkeys(args.classical + [step[0] for v in args.variants for step in v
+                                                  if isinstance(step[0], str)]))  # fmt: skip
+    ref = label(args.variants[0]) if args.reference is None else args.reference
+    if ref not in [NONE, *bands, *map(label, args.variants)]:
+        parser.error(f"--reference: expected {NONE!r}, a variant or a classical method scored "
+                     f"({', '.join(bands) or 'none'}), got {ref!r}")  # fmt: skip
     set_threads(args.threads)
     ok, why = Judge.available()
     if not ok:
         raise SystemExit(f"no judge: {why}")
     net, cfg = load_model(args.ckpt)
     judge = Judge()
-    bands = list(dict.fromkeys(args.classical + [step[0] for v in args.variants for step in v
-                                                  if isinstance(step[0], str)]))  # fmt: skip
     held = HeldOut(cfg, args.per_image, methods=list(net.fills) + bands)  # the fills the variants read
-    ref = label(args.variants[0])
     summary = {"checkpoint": os.path.relpath(args.ckpt), "per_image": args.per_image, "crops": len(held.images),
                "reference": ref, "buckets": {}}  # fmt: skip
     every = torch.arange(len(held.images))  # the judge scores every crop here
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, s in scores.items():
             rows[k] = {name: float(v.mean()) if isinstance(v, torch.Tensor) else v for name, v in s.items()}
             if k != ref:
-                rows[k]["minus_reference"] = {n: paired(s[n], scores[ref][n]) for n in ("psnr", "perceptual")}
+                rows[k]["minus_reference"] = {n: paired(s[n], scores[ref][n]) for n in ("psnr", "ssim", "perceptual")}
         summary["buckets"][bucket] = rows
         print(f"{bucket}: " + ", ".join(f"{k}: {r['psnr']:.3f} dB, {r['perceptual']:.4f}" for k, r in rows.items()),
               flush=True)  # fmt: skip

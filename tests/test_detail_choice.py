@@ -37,3 +37,12 @@ def test_variant_takes_a_classical_band_and_steps_joined_by_plus():
     for bad in ("fsr:3", "nope:4", "fsr:4+2:1"):
         with pytest.raises(argparse.ArgumentTypeError):
             variant(bad)
+
+
+def test_a_reference_that_is_not_scored_is_refused_before_any_work(capsys):
+    from bench.detail_choice import main
+
+    with pytest.raises(SystemExit):
+        main(["--variants", "fsr:4", "--reference", "telea"])
+    assert "--reference: expected 'no detail', a variant or a classical method scored (fsr), got 'telea'" in (
+        capsys.readouterr().err)

@@ -226,7 +226,7 @@ def test_with_band_changes_the_holes_alone_and_brings_a_flat_fill_closer_to_a_te
     assert bool((psnr(banded, images) > psnr(flat, images) + 3).all())
 
 
-def test_inpaint_takes_a_classical_fills_band_where_the_network_fills_and_says_so():
+def test_inpaint_takes_a_classical_fills_band_where_the_network_fills_and_says_so():  # FSR's by default
     from tritonsplat_inpaint.classical import PREFILLS
 
     torch.manual_seed(0)
@@ -234,9 +234,10 @@ def test_inpaint_takes_a_classical_fills_band_where_the_network_fills_and_says_s
     image, _ = _scene(96, 96)
     hole = torch.zeros(96, 96, dtype=torch.bool)
     hole[40:52, 30:70] = True  # 6 px thick: filled at full scale, where no fine detail is copied
-    own, report = inpaint(net, image, hole, guard=False)
+    own, report = inpaint(net, image, hole, guard=False, band=None)
     banded, report_b = inpaint(net, image, hole, guard=False, band="telea")
     assert [s["band"] for s in report.scales] == [None] and [s["band"] for s in report_b.scales] == ["telea"]
+    assert [s["band"] for s in inpaint(net, image, hole, guard=False)[1].scales] == ["fsr"]  # the default
     assert torch.equal(banded[:, ~hole], image[:, ~hole])
     assert not torch.equal(banded[:, hole], own[:, hole])
     telea, report_t = inpaint(net, image, hole, method="telea", band="telea")  # no network: no band

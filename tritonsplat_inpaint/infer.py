@@ -64,6 +64,9 @@ from .images import Picture, compose
 from .network import InpaintNet
 
 DETAIL = 1.0  # the weight of the fine detail given to holes filled at reduced scales (docs/model.md)
+# the classical fill whose detail finer than 4 working pixels replaces the network's own
+# (docs/model.md, "The classical band": ahead by PSNR, SSIM and the DINOv2 distance)
+BAND = "fsr"
 
 
 @dataclass
@@ -207,7 +210,7 @@ def _probe_error(fn, work: torch.Tensor, work_hole: torch.Tensor, probe: torch.T
 
 def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method: str = "model", tile: int = 256,
             overlap: int = 64, radius: float | None = None, keep_gaussians: bool = False, guard: bool | Guard = True,
-            detail: float = DETAIL, band: str | None = None) -> tuple[torch.Tensor, Report]:  # fmt: skip
+            detail: float = DETAIL, band: str | None = BAND) -> tuple[torch.Tensor, Report]:  # fmt: skip
     """image [3, H, W] in [0, 1], hole [H, W] or [1, H, W] (nonzero = hole) -> (image with
     every hole pixel filled and every known pixel exactly as given, what was done). See
     the module docstring for the plan and the guard (`guard`: at reduced scales, the
@@ -217,9 +220,9 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
     `keep_gaussians` records every network run's Gaussians in `Report.runs` (method
     "model" with a Gaussian decoder); `detail`: the weight of the fine detail copied from
     the photograph into holes filled at reduced scales (`detail.transfer_detail`; 0: none);
-    `band`: a classical fill (a key of PREFILLS, "fsr" the one measured) whose detail finer
-    than `BAND_SCALE` working pixels replaces the network's own at every scale
-    (`detail.swap_band`, before the fine detail; None: the network's own)."""
+    `band`: the classical fill (a key of PREFILLS; `BAND`, FSR, the one measured) whose detail
+    finer than `BAND_SCALE` working pixels replaces the network's own wherever the network
+    fills (`detail.swap_band`, before the fine detail; None: the network's own)."""
     if not 0 <= detail <= 1:
         raise ValueError(f"detail: expected a weight from 0 to 1, got {detail}")
     if band is not None and band not in PREFILLS:
@@ -390,7 +393,7 @@ def _psnr(mse: float) -> float:
 
 
 def inpaint_picture(net: InpaintNet, picture: Picture, weight: torch.Tensor, *, method: str = "model",
-                    tile: int = 256, keep_gaussians: bool = False, detail: float = DETAIL, band: str | None = None,
+                    tile: int = 256, keep_gaussians: bool = False, detail: float = DETAIL, band: str | None = BAND,
                     ) -> tuple[np.ndarray, Report]:  # fmt: skip
     """A photograph and its hole weights as `images.read_pair` gives them -> (the
     photograph's own array with the hole filled, in its own mode and bits, known pixels

@@ -24,7 +24,7 @@ from ..classical import PREFILLS
 from ..cli import Defaults, add_debug, add_threads, entry, prog, set_threads
 from ..data import IMAGE_SUFFIXES
 from ..images import INVERTED_RATIO, read_pair, write_image
-from ..infer import DETAIL, inpaint_picture
+from ..infer import BAND, DETAIL, inpaint_picture
 
 
 def _pairs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Path]]:
@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detail", type=float, default=DETAIL,
                         help="weight (0-1) of the fine detail copied from the photograph into holes filled at "
                         "reduced scales (0: the smooth fill)")  # fmt: skip
-    parser.add_argument("--band", choices=sorted(PREFILLS), default=None,
-                        help="take the network's detail finer than 4 working pixels from this classical fill "
-                        "(fsr: the one measured; default: the network's own)")  # fmt: skip
+    parser.add_argument("--band", choices=[*sorted(PREFILLS), "none"], default=BAND,
+                        help="the classical fill whose detail finer than 4 working pixels replaces the network's own "
+                        "('none': the network's own)")  # fmt: skip
     parser.add_argument("--dino-weights", help="load the checkpoint with another DINO (a timm weights file)")
     parser.add_argument(
         "--allow-other-dino",
@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         for note in notes:
             print(f"{picture.path.name}: {note}", file=sys.stderr)
         array, report = inpaint_picture(net, picture, weight, method=args.method, tile=args.tile,
-                                        detail=args.detail, band=args.band)  # fmt: skip
+                                        detail=args.detail,
+                                        band=None if args.band == "none" else args.band)  # fmt: skip
         for note in report.notes:
             print(f"{picture.path.name}: warning: {note}", file=sys.stderr)
         out.parent.mkdir(parents=True, exist_ok=True)

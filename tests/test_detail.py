@@ -226,7 +226,8 @@ def test_with_band_changes_the_holes_alone_and_brings_a_flat_fill_closer_to_a_te
     assert bool((psnr(banded, images) > psnr(flat, images) + 3).all())
 
 
-def test_inpaint_takes_a_classical_fills_band_where_the_network_fills_and_says_so():  # FSR's by default
+def test_inpaint_takes_a_classical_fills_band_where_the_network_fills_and_says_so(monkeypatch):  # FSR's by default
+    from tritonsplat_inpaint import infer
     from tritonsplat_inpaint.classical import PREFILLS
 
     torch.manual_seed(0)
@@ -243,6 +244,8 @@ def test_inpaint_takes_a_classical_fills_band_where_the_network_fills_and_says_s
     telea, report_t = inpaint(net, image, hole, method="telea", band="telea")  # no network: no band
     assert [s["band"] for s in report_t.scales] == [None]
     assert torch.equal(telea, inpaint(net, image, hole, method="telea")[0])
+    monkeypatch.setattr(infer, "BAND_MAX_PIXELS", 96 * 96 - 1)  # a working image too large for it: none
+    assert [s["band"] for s in inpaint(net, image, hole, guard=False)[1].scales] == [None]
     with pytest.raises(ValueError, match=r"band: expected None or one of .*'fsr'.*, got 'dct'"):
         inpaint(net, image, hole, band="dct")
     assert "fsr" in PREFILLS

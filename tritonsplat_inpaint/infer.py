@@ -71,6 +71,9 @@ DETAIL = 1.0  # the weight of the fine detail given to holes filled at reduced s
 # the classical fill whose detail finer than 4 working pixels replaces the network's own
 # (docs/model.md, "The classical band": ahead by PSNR, SSIM and the DINOv2 distance)
 BAND = "fsr"
+# the largest working image the band's classical fill runs on whole: FSR over a 4000 x 3000
+# photograph's scratches took 500 MB more than the 2 GB the plan keeps to (2026-12-07)
+BAND_MAX_PIXELS = 1 << 22
 
 
 @dataclass
@@ -226,7 +229,8 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
     the photograph into holes filled at reduced scales (`detail.transfer_detail`; 0: none);
     `band`: the classical fill (a key of PREFILLS; `BAND`, FSR, the one measured) whose detail
     finer than `BAND_SCALE` working pixels replaces the network's own wherever the network
-    fills (`detail.swap_band`, before the fine detail; None: the network's own)."""
+    fills (`detail.swap_band`, before the fine detail; None: the network's own), on working
+    images of at most `BAND_MAX_PIXELS` (the report's "band" says where it was)."""
     if not 0 <= detail <= 1:
         raise ValueError(f"detail: expected a weight from 0 to 1, got {detail}")
     if band is not None and band not in PREFILLS:
@@ -288,8 +292,9 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
                 report.runs.append(Run(k, scale, top, left, window_target.clone(), rendered.pop()))
 
         filled, windows = _fill_scale(fn, work, work_hole.float(), target, tile, overlap, multiple, on_window)
-        if band and chosen == "model":
-            source = _classical(band, work[None], work_hole[None, None].float())[0]
+        banded = band if chosen == "model" and work.shape[-2] * work.shape[-1] <= BAND_MAX_PIXELS else None
+        if banded:
+            source = _classical(banded, work[None], work_hole[None, None].float())[0]
             filled = torch.where(target, swap_band(filled, source, BAND_SCALE).clamp(0, 1), filled)
         blocks = 0
         if k:
@@ -300,7 +305,7 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
         report.scales.append({"scale": 2.0**-k, "holes": int((hole_levels == k).sum()),
                               "pixels": int(here.sum()), "working_size": list(work.shape[-2:]),
                               "windows": windows, "method": chosen, "probe_mse": errors,
-                              "detail_blocks": blocks, "band": band if chosen == "model" else None})  # fmt: skip
+                              "detail_blocks": blocks, "band": banded})  # fmt: skip
     return result.clamp(0, 1), report
 
 

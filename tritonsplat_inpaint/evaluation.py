@@ -23,7 +23,7 @@ from tritonsplat.metrics import psnr, ssim
 from .classical import fill_batch
 from .config import Config
 from .data import data_paths, fixed_crops, photograph_name
-from .detail import BAND_SCALE
+from .detail import BAND_SCALE, swap_band
 from .masks import BUCKETS, evaluation_masks
 from .perceptual import Judge, frechet_distance, hole_tokens, texture_ratio, token_distance
 
@@ -222,8 +222,6 @@ def with_band(outputs: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, 
     """The outputs with their detail finer than `f` pixels taken from `source` in the holes
     (`detail.swap_band`: a classical fill's band, FSR's in the evaluation), the known pixels
     the crop's own."""
-    from .detail import swap_band
-
     return torch.where(masks > 0.5, swap_band(outputs, source, f).clamp(0, 1), images)
 
 

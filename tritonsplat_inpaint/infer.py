@@ -17,8 +17,8 @@ network fills its middle with a smear and, over a large image, takes gigabytes. 
    only the windows that touch that scale's holes are run: memory stays bounded by the
    window, whatever the photograph's size.
 4. Where the network fills, its detail finer than 4 working pixels is replaced by that of
-   a classical fill of the same working image (`band`, FSR's by default,
-   `detail.swap_band`): the network is right about colours and shapes, FSR continues
+   a classical fill of the same working image (`band`, FSR's by default, on working
+   images up to `BAND_MAX_PIXELS`; `detail.swap_band`): the network is right about colours and shapes, FSR continues
    edges and texture from the hole's border; together they beat both.
 5. The fill is brought back to full resolution (bilinear), given the photograph's own
    fine detail, which the working scale cannot carry (`detail.transfer_detail`: the

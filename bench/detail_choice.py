@@ -41,14 +41,13 @@ def variant(text: str) -> tuple:
     for part in text.split("+"):
         fields = part.split(":")
         try:
-            if len(fields) == 2 and fields[0] in PREFILLS:
-                steps.append((fields[0], int(fields[1])))
-                f = steps[-1][1]
-                ok = True
-            else:
+            if len(fields) == 2 and fields[0] in PREFILLS:  # METHOD:SCALE
+                f, ok = int(fields[1]), True
+                step = (fields[0], f)
+            else:  # SCALE:WEIGHT:CANDIDATES
                 f, weight, k = fields
                 f, weight, k = int(f), float(weight), int(k)
-                steps.append((f, weight, k))
+                step = (f, weight, k)
                 ok = 0 < weight <= 2 and k >= 1
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected SCALE:WEIGHT:CANDIDATES such as 2:1:16 or METHOD:SCALE such as "
@@ -56,6 +55,7 @@ def variant(text: str) -> tuple:
         if f < 2 or f & (f - 1) or not ok:
             raise argparse.ArgumentTypeError(f"expected a scale a power of 2 from 2, a weight in (0, 2] and at least "
                                              f"1 candidate, got {text!r}")  # fmt: skip
+        steps.append(step)
     return tuple(steps)
 
 
@@ -139,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         outputs = held.outputs(net, bucket)
         scores = {}
         fills = held.fills[bucket]
-        rows = [(NONE, outputs)] + [(m, fills[m] * masks + held.images * (1 - masks)) for m in bands]
-        for name, v in rows + [(label(v), v) for v in args.variants]:
+        plain = [(NONE, outputs)] + [(m, fills[m] * masks + held.images * (1 - masks)) for m in bands]
+        for name, v in plain + [(label(v), v) for v in args.variants]:
             out = v if isinstance(v, torch.Tensor) else apply(v, outputs, held.images, masks, fills)
             judged = _judged(judge, {name: out}, held.images, masks, truth, every)[name]
             scores[name] = {"psnr": psnr(out, held.images), "ssim": ssim(out, held.images), **judged}

@@ -2,7 +2,7 @@
 chosen, on the same network outputs, crops and masks.
 
     OMP_NUM_THREADS=1 python -m bench.detail_choice [--ckpt RELEASE] [--per-image 8]
-        [--variants 2:1:16 4:1:16 fsr:4 fsr:4+2:0.5:16 ...]
+        [--variants 2:1:16 4:1:16 fsr:4 fsr:4:0.6 fsr:4+2:0.5:16 ...]
 
 The released network's outputs on the held-out crops (`per_image` of each photograph, the
 evaluation's fixed masks) are given the crop's own fine detail (`evaluation.with_detail`)
@@ -10,8 +10,9 @@ with each variant `SCALE:WEIGHT:CANDIDATES` in turn. The scale `f` is the band c
 (everything finer than `f` pixels, in blocks `4f` wide); the weight is `--detail`'s (here
 up to 2, to see past its range); the candidate count 1 is the guide alone (each block
 takes the known block most like it at the working scale), more lets the block's agreement
-with the detail around it choose among that many. `METHOD:SCALE` takes the band finer
-than SCALE from a classical fill instead (`evaluation.with_band`), and steps joined by
+with the detail around it choose among that many. `METHOD:SCALE[:WEIGHT]` takes the band
+finer than SCALE from a classical fill instead, mixed with the network's own band at
+1 - WEIGHT (`evaluation.with_band`; WEIGHT 1 unless given), and steps joined by
 `+` are applied in turn. Each is scored as `model.evaluate` scores: PSNR, SSIM, the
 DINOv2 judge's perceptual distance and FD-DINOv2, the texture ratio, here all on every
 crop (`model.evaluate` judges the first 8 of each photograph's), beside the network's
@@ -33,28 +34,30 @@ NONE = "no detail"  # the row of the network's outputs as they are
 
 def variant(text: str) -> tuple:
     """A setting of the passes after the network, as the command line gives it: steps
-    joined by `+`, each `SCALE:WEIGHT:CANDIDATES` (copied fine detail) or `METHOD:SCALE` (a
-    classical fill's band finer than SCALE, `evaluation.with_band`); each checked."""
+    joined by `+`, each `SCALE:WEIGHT:CANDIDATES` (copied fine detail) or `METHOD:SCALE[:WEIGHT]`
+    (a classical fill's band finer than SCALE at WEIGHT, `evaluation.with_band`); each checked."""
     from tritonsplat_inpaint.classical import PREFILLS
 
     steps = []
     for part in text.split("+"):
         fields = part.split(":")
         try:
-            if len(fields) == 2 and fields[0] in PREFILLS:  # METHOD:SCALE
-                f, ok = int(fields[1]), True
-                step = (fields[0], f)
+            if fields[0] in PREFILLS and len(fields) in (2, 3):  # METHOD:SCALE[:WEIGHT]
+                f, weight = int(fields[1]), float(fields[2]) if len(fields) == 3 else 1.0
+                step = (fields[0], f) if len(fields) == 2 else (fields[0], f, weight)
+                ok = 0 < weight <= 1
             else:  # SCALE:WEIGHT:CANDIDATES
                 f, weight, k = fields
                 f, weight, k = int(f), float(weight), int(k)
                 step = (f, weight, k)
                 ok = 0 < weight <= 2 and k >= 1
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected SCALE:WEIGHT:CANDIDATES such as 2:1:16 or METHOD:SCALE such as "
-                                             f"fsr:4, joined by +, got {text!r}") from None  # fmt: skip
+            raise argparse.ArgumentTypeError(f"expected SCALE:WEIGHT:CANDIDATES such as 2:1:16 or "
+                                             f"METHOD:SCALE[:WEIGHT] such as fsr:4 or fsr:4:0.6, joined by +, "
+                                             f"got {text!r}") from None  # fmt: skip
         if f < 2 or f & (f - 1) or not ok:
-            raise argparse.ArgumentTypeError(f"expected a scale a power of 2 from 2, a weight in (0, 2] and at least "
-                                             f"1 candidate, got {text!r}")  # fmt: skip
+            raise argparse.ArgumentTypeError(f"expected a scale a power of 2 from 2, a weight in (0, 2] (a band's in "
+                                             f"(0, 1]) and at least 1 candidate, got {text!r}")  # fmt: skip
         steps.append(step)
     return tuple(steps)
 
@@ -70,7 +73,7 @@ def apply(v: tuple, outputs, images, masks, fills: dict):
 
     for step in v:
         if isinstance(step[0], str):
-            outputs = with_band(outputs, images, masks, fills[step[0]], step[1])
+            outputs = with_band(outputs, images, masks, fills[step[0]], *step[1:])
         else:
             f, weight, k = step
             outputs = with_detail(outputs, images, masks, weight, f=f, candidates=k)
@@ -79,10 +82,10 @@ def apply(v: tuple, outputs, images, masks, fills: dict):
 
 def markdown(summary: dict) -> str:
     ref = summary["reference"]
-    lines = [f"The passes after the network (SCALE:WEIGHT:CANDIDATES: copied fine detail; METHOD:SCALE: a classical "
-             f"fill's band finer than SCALE px; + joins steps): {summary['crops']} held-out crops a bucket "
-             f"({summary['per_image']} of each photograph), {summary['checkpoint']}; differences from {ref}, paired "
-             "crop by crop.", "",
+    lines = [f"The passes after the network (SCALE:WEIGHT:CANDIDATES: copied fine detail; METHOD:SCALE[:WEIGHT]: a "
+             f"classical fill's band finer than SCALE px, at WEIGHT; + joins steps): {summary['crops']} held-out "
+             f"crops a bucket ({summary['per_image']} of each photograph), {summary['checkpoint']}; differences from "
+             f"{ref}, paired crop by crop.", "",
              "| bucket | variant | PSNR | minus reference (dB) | SSIM | perceptual | minus reference | FD-DINOv2 "
              "| texture |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
@@ -108,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ckpt", type=Path, default=RELEASED, help="checkpoint or run folder")
     parser.add_argument("--per-image", type=int, default=8, help="crops per held-out photograph")
     parser.add_argument("--variants", type=variant, nargs="+", default=[variant("2:1:1"), variant("2:1:16")],
-                        help="SCALE:WEIGHT:CANDIDATES or METHOD:SCALE (+ joins steps) of each setting to compare")
+                        help="SCALE:WEIGHT:CANDIDATES or METHOD:SCALE[:WEIGHT] (+ joins steps) of each setting to "
+                        "compare")  # fmt: skip
     parser.add_argument("--reference", help="the row the others are differenced from: a variant, a classical method "
                         f"or {NONE!r} (default: the first variant)")  # fmt: skip
     parser.add_argument("--classical", nargs="*", default=[], choices=sorted(PREFILLS),

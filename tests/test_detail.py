@@ -212,6 +212,22 @@ def test_swap_band_puts_the_sources_fine_detail_under_the_fills_colours():
         swap_band(fill, fill[..., :16, :16], 4)
 
 
+def test_swap_band_at_a_weight_mixes_the_two_fine_bands_over_the_fills_coarse_part():
+    from tritonsplat_inpaint.detail import low_band, swap_band
+
+    g = torch.Generator().manual_seed(2)
+    fill, source = torch.rand(2, 1, 3, 32, 32, generator=g)
+    assert torch.allclose(swap_band(fill, source, 4, 0.0), fill, atol=1e-6)  # none of the source's
+    assert torch.equal(swap_band(fill, source, 4, 1.0), swap_band(fill, source, 4))  # the default: the source's alone
+    mixed = swap_band(fill, source, 4, 0.6)
+    fine = mixed - low_band(fill, 4)  # over the fill's coarse part:
+    expected = 0.6 * (source - low_band(source, 4)) + 0.4 * (fill - low_band(fill, 4))
+    assert torch.allclose(fine, expected, atol=1e-6)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=f"weight: expected a weight from 0 to 1, got {bad}"):
+            swap_band(fill, source, 4, bad)
+
+
 def test_with_band_changes_the_holes_alone_and_brings_a_flat_fill_closer_to_a_textured_truth():
     from tritonsplat.metrics import psnr
     from tritonsplat_inpaint.evaluation import with_band
@@ -239,6 +255,14 @@ def test_inpaint_takes_a_classical_fills_band_where_the_network_fills_and_says_s
     banded, report_b = inpaint(net, image, hole, guard=False, band="telea")
     assert [s["band"] for s in report.scales] == [None] and [s["band"] for s in report_b.scales] == ["telea"]
     assert [s["band"] for s in inpaint(net, image, hole, guard=False)[1].scales] == ["fsr"]  # the default
+    whole, _ = inpaint(net, image, hole, guard=False, band="telea", band_weight=1.0)
+    half, _ = inpaint(net, image, hole, guard=False, band="telea", band_weight=0.5)
+    none, _ = inpaint(net, image, hole, guard=False, band="telea", band_weight=0.0)
+    assert torch.allclose(none, own, atol=1e-5)  # a weight of 0: the network's own band
+    inside = (own - whole)[:, hole].abs() > 1e-3  # where the clamp to [0, 1] touched neither
+    assert torch.allclose((half - own)[:, hole][inside], 0.5 * (whole - own)[:, hole][inside], atol=0.02)
+    with pytest.raises(ValueError, match="band_weight: expected a weight from 0 to 1, got 2"):
+        inpaint(net, image, hole, band_weight=2)
     assert torch.equal(banded[:, ~hole], image[:, ~hole])
     assert not torch.equal(banded[:, hole], own[:, hole])
     telea, report_t = inpaint(net, image, hole, method="telea", band="telea")  # no network: no band

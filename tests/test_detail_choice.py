@@ -34,7 +34,8 @@ def test_variant_takes_a_classical_band_and_steps_joined_by_plus():
     assert variant("fsr:4") == (("fsr", 4),)
     assert variant("fsr:4+2:0.5:16") == (("fsr", 4), (2, 0.5, 16))
     assert label(variant("fsr:4+2:0.5:16")) == "fsr:4+2:0.5:16"
-    for bad in ("fsr:3", "nope:4", "fsr:4+2:1"):
+    assert variant("fsr:4:0.6") == (("fsr", 4, 0.6),) and label(variant("fsr:4:0.6+2:0.5:16")) == "fsr:4:0.6+2:0.5:16"
+    for bad in ("fsr:3", "nope:4", "fsr:4+2:1", "fsr:4:0", "fsr:4:1.5", "fsr:4:half"):
         with pytest.raises(argparse.ArgumentTypeError):
             variant(bad)
 

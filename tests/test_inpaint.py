@@ -226,6 +226,9 @@ def test_bad_inputs_raise_clear_errors(tmp_path, ckpt):
             _run(ckpt, img, msk, tmp_path / "o.png")
     with pytest.raises(FileNotFoundError, match="--ckpt: no such checkpoint or run folder"):
         _run(tmp_path / "nothing", image, mask, tmp_path / "o.png")
+    for flag in ("--detail", "--band-weight"):
+        with pytest.raises(ValueError, match=f"{flag}: expected a weight from 0 to 1, got 1.5"):
+            _run(ckpt, image, mask, tmp_path / "o.png", flag, "1.5")
 
 
 def test_command_line_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):

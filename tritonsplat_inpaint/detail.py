@@ -62,17 +62,22 @@ def low_band(image: torch.Tensor, f: int) -> torch.Tensor:
     return up.view(image.shape)
 
 
-def swap_band(fill: torch.Tensor, source: torch.Tensor, f: int = BAND_SCALE) -> torch.Tensor:
+def swap_band(fill: torch.Tensor, source: torch.Tensor, f: int = BAND_SCALE, weight: float = 1.0) -> torch.Tensor:
     """`fill`'s coarse part under `source`'s fine detail: `fill` below `1/f` scale (`low_band`)
-    plus `source`'s band finer than `f` pixels. Where a smooth fill (a network trained on
-    squared error) is right about the colours and shapes but flat, and `source` (a classical
-    fill that continues edges and texture from the hole's border, such as FSR) is wrong
-    about them but carries detail that agrees with the photograph, the sum takes the better
-    of each. The same split of an image into bands as a Laplacian pyramid's (Burt and
+    plus `source`'s band finer than `f` pixels, mixed with `fill`'s own band at `1 - weight`
+    (`weight` 1: `source`'s band alone; 0: `fill` unchanged). Where a smooth fill (a network
+    trained on squared error) is right about the colours and shapes but flat, and `source` (a
+    classical fill that continues edges and texture from the hole's border, such as FSR) is
+    wrong about them but carries detail that agrees with the photograph, the sum takes the
+    better of each; an even mix of the two bands beats either by SSIM (docs/model.md, "The
+    classical band"). The same split of an image into bands as a Laplacian pyramid's (Burt and
     Adelson, 1983)."""
     if fill.shape != source.shape:
         raise ValueError(f"source: expected the fill's shape {tuple(fill.shape)}, got {tuple(source.shape)}")
-    return low_band(fill, f) + source - low_band(source, f)
+    if not 0 <= weight <= 1:
+        raise ValueError(f"weight: expected a weight from 0 to 1, got {weight}")
+    low = low_band(fill, f)
+    return low + weight * (source - low_band(source, f)) + (1 - weight) * (fill - low)
 
 
 def transfer_detail(result: torch.Tensor, filled: torch.Tensor, hole: torch.Tensor, here: torch.Tensor, f: int,

@@ -218,11 +218,11 @@ def with_detail(outputs: torch.Tensor, images: torch.Tensor, masks: torch.Tensor
 
 
 def with_band(outputs: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, source: torch.Tensor,
-              f: int = BAND_SCALE) -> torch.Tensor:  # fmt: skip
+              f: int = BAND_SCALE, weight: float = 1.0) -> torch.Tensor:  # fmt: skip
     """The outputs with their detail finer than `f` pixels taken from `source` in the holes
-    (`detail.swap_band`: a classical fill's band, FSR's in the evaluation), the known pixels
-    the crop's own."""
-    return torch.where(masks > 0.5, swap_band(outputs, source, f).clamp(0, 1), images)
+    at `weight` (`detail.swap_band`: a classical fill's band, FSR's in the evaluation), the
+    known pixels the crop's own."""
+    return torch.where(masks > 0.5, swap_band(outputs, source, f, weight).clamp(0, 1), images)
 
 
 def evaluate(net, cfg: Config, per_image: int = PER_IMAGE, batch: int = 8, held: HeldOut | None = None,

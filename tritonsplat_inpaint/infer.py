@@ -16,10 +16,11 @@ network fills its middle with a smear and, over a large image, takes gigabytes. 
    overlap, blended with linear ramps so that a hole crossing windows shows no seam), and
    only the windows that touch that scale's holes are run: memory stays bounded by the
    window, whatever the photograph's size.
-4. Where the network fills, its detail finer than 4 working pixels is replaced by that of
-   a classical fill of the same working image (`band`, FSR's by default, on working
-   images up to `BAND_MAX_PIXELS`; `detail.swap_band`): the network is right about colours and shapes, FSR continues
-   edges and texture from the hole's border; together they beat both.
+4. Where the network fills, its detail finer than 4 working pixels is mixed with that of a
+   classical fill of the same working image (`band`, FSR's by default, at `band_weight`, on
+   working images up to `BAND_MAX_PIXELS`; `detail.swap_band`): the network is right about
+   colours and shapes, FSR continues edges and texture from the hole's border; together
+   they beat both.
 5. The fill is brought back to full resolution (bilinear), given the photograph's own
    fine detail, which the working scale cannot carry (`detail.transfer_detail`: the
    detail band of the most similar known blocks nearby, at weight `detail`), and written
@@ -68,9 +69,12 @@ from .images import Picture, compose
 from .network import InpaintNet
 
 DETAIL = 1.0  # the weight of the fine detail given to holes filled at reduced scales (docs/model.md)
-# the classical fill whose detail finer than 4 working pixels replaces the network's own
+# the classical fill whose detail finer than 4 working pixels is mixed into the network's own
 # (docs/model.md, "The classical band": ahead by PSNR, SSIM and the DINOv2 distance)
 BAND = "fsr"
+# the classical band's share of that detail: 0.6 had the best SSIM (and 0.75 the best PSNR)
+# on training photographs' crops (not the held-out ones), 2026-12-07
+BAND_WEIGHT = 0.6
 # the largest working image the band's classical fill runs on whole: FSR over a 4000 x 3000
 # photograph's scratches took 500 MB more than the 2 GB the plan keeps to (2026-12-07)
 BAND_MAX_PIXELS = 1 << 22
@@ -217,7 +221,8 @@ def _probe_error(fn, work: torch.Tensor, work_hole: torch.Tensor, probe: torch.T
 
 def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method: str = "model", tile: int = 256,
             overlap: int = 64, radius: float | None = None, keep_gaussians: bool = False, guard: bool | Guard = True,
-            detail: float = DETAIL, band: str | None = BAND) -> tuple[torch.Tensor, Report]:  # fmt: skip
+            detail: float = DETAIL, band: str | None = BAND,
+            band_weight: float = BAND_WEIGHT) -> tuple[torch.Tensor, Report]:  # fmt: skip
     """image [3, H, W] in [0, 1], hole [H, W] or [1, H, W] (nonzero = hole) -> (image with
     every hole pixel filled and every known pixel exactly as given, what was done). See
     the module docstring for the plan and the guard (`guard`: at reduced scales, the
@@ -228,11 +233,13 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
     "model" with a Gaussian decoder); `detail`: the weight of the fine detail copied from
     the photograph into holes filled at reduced scales (`detail.transfer_detail`; 0: none);
     `band`: the classical fill (a key of PREFILLS; `BAND`, FSR, the one measured) whose detail
-    finer than `BAND_SCALE` working pixels replaces the network's own wherever the network
-    fills (`detail.swap_band`, before the fine detail; None: the network's own), on working
-    images of at most `BAND_MAX_PIXELS` (the report's "band" says where it was)."""
-    if not 0 <= detail <= 1:
-        raise ValueError(f"detail: expected a weight from 0 to 1, got {detail}")
+    finer than `BAND_SCALE` working pixels is mixed into the network's own at `band_weight`
+    (1: in place of it) wherever the network fills (`detail.swap_band`, before the fine
+    detail; None: the network's own), on working images of at most `BAND_MAX_PIXELS` (the
+    report's "band" says where it was)."""
+    for name, value in (("detail", detail), ("band_weight", band_weight)):
+        if not 0 <= value <= 1:
+            raise ValueError(f"{name}: expected a weight from 0 to 1, got {value}")
     if band is not None and band not in PREFILLS:
         raise ValueError(f"band: expected None or one of {', '.join(map(repr, PREFILLS))}, got {band!r}")
     cfg = net.cfg
@@ -295,7 +302,7 @@ def inpaint(net: InpaintNet, image: torch.Tensor, hole: torch.Tensor, *, method:
         banded = band if chosen == "model" and work.shape[-2] * work.shape[-1] <= BAND_MAX_PIXELS else None
         if banded:
             source = _classical(banded, work[None], work_hole[None, None].float())[0]
-            filled = torch.where(target, swap_band(filled, source, BAND_SCALE).clamp(0, 1), filled)
+            filled = torch.where(target, swap_band(filled, source, BAND_SCALE, band_weight).clamp(0, 1), filled)
         blocks = 0
         if k:
             filled = F.interpolate(filled[None], size=(H, W), mode="bilinear", align_corners=False)[0]
@@ -403,10 +410,10 @@ def _psnr(mse: float) -> float:
 
 def inpaint_picture(net: InpaintNet, picture: Picture, weight: torch.Tensor, *, method: str = "model",
                     tile: int = 256, keep_gaussians: bool = False, detail: float = DETAIL, band: str | None = BAND,
-                    ) -> tuple[np.ndarray, Report]:  # fmt: skip
+                    band_weight: float = BAND_WEIGHT) -> tuple[np.ndarray, Report]:  # fmt: skip
     """A photograph and its hole weights as `images.read_pair` gives them -> (the
     photograph's own array with the hole filled, in its own mode and bits, known pixels
     exactly as stored: what `python -m model.inpaint` writes; what was done)."""
     filled, report = inpaint(net, picture.rgb, weight > 0, method=method, tile=tile, keep_gaussians=keep_gaussians,
-                             detail=detail, band=band)  # fmt: skip
+                             detail=detail, band=band, band_weight=band_weight)  # fmt: skip
     return compose(picture, filled, weight.numpy() if isinstance(weight, torch.Tensor) else weight), report

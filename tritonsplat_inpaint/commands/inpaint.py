@@ -24,7 +24,7 @@ from ..classical import PREFILLS
 from ..cli import Defaults, add_debug, add_threads, entry, prog, set_threads
 from ..data import IMAGE_SUFFIXES
 from ..images import INVERTED_RATIO, read_pair, write_image
-from ..infer import BAND, DETAIL, inpaint_picture
+from ..infer import BAND, BAND_WEIGHT, DETAIL, inpaint_picture
 
 
 def _pairs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Path]]:
@@ -76,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="weight (0-1) of the fine detail copied from the photograph into holes filled at "
                         "reduced scales (0: the smooth fill)")  # fmt: skip
     parser.add_argument("--band", choices=[*sorted(PREFILLS), "none"], default=BAND,
-                        help="the classical fill whose detail finer than 4 working pixels replaces the network's own "
-                        "('none': the network's own)")  # fmt: skip
+                        help="the classical fill whose detail finer than 4 working pixels is mixed into the network's "
+                        "own ('none': the network's own)")  # fmt: skip
+    parser.add_argument("--band-weight", type=float, default=BAND_WEIGHT,
+                        help="the classical band's share (0-1) of that detail (1: in place of the network's)")
     parser.add_argument("--dino-weights", help="load the checkpoint with another DINO (a timm weights file)")
     parser.add_argument(
         "--allow-other-dino",
@@ -88,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     add_debug(parser)  # fmt: skip
     args = parser.parse_args(argv)
     set_threads(args.threads)
-    if not 0 <= args.detail <= 1:
-        raise ValueError(f"--detail: expected a weight from 0 to 1, got {args.detail}")
+    for flag, value in (("--detail", args.detail), ("--band-weight", args.band_weight)):
+        if not 0 <= value <= 1:
+            raise ValueError(f"{flag}: expected a weight from 0 to 1, got {value}")
     pairs = _pairs(args.image, args.mask, args.out)
     loaded = [(read_pair(i, m, args.invert_mask, args.allow_large_hole), o) for i, m, o in pairs]  # check all first
     net, _ = load_model(args.ckpt, args.dino_weights, args.allow_other_dino)
@@ -98,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{picture.path.name}: {note}", file=sys.stderr)
         array, report = inpaint_picture(net, picture, weight, method=args.method, tile=args.tile,
                                         detail=args.detail,
-                                        band=None if args.band == "none" else args.band)  # fmt: skip
+                                        band=None if args.band == "none" else args.band,
+                                        band_weight=args.band_weight)  # fmt: skip
         for note in report.notes:
             print(f"{picture.path.name}: warning: {note}", file=sys.stderr)
         out.parent.mkdir(parents=True, exist_ok=True)

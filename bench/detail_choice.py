@@ -18,7 +18,9 @@ DINOv2 judge's perceptual distance and FD-DINOv2, the texture ratio, here all on
 crop (`model.evaluate` judges the first 8 of each photograph's), beside the network's
 outputs with no pass after it and the classical fills named (and `--classical`).
 Differences from `--reference` (the first variant unless named) are paired crop by crop.
-Writes `<out>/compare.{md,json}`.
+`--photographs training` takes the crops from the training photographs instead, to choose
+a setting on crops that the held-out scores then measure afresh. Writes
+`<out>/compare.{md,json}`.
 """
 
 from __future__ import annotations
@@ -83,9 +85,9 @@ def apply(v: tuple, outputs, images, masks, fills: dict):
 def markdown(summary: dict) -> str:
     ref = summary["reference"]
     lines = [f"The passes after the network (SCALE:WEIGHT:CANDIDATES: copied fine detail; METHOD:SCALE[:WEIGHT]: a "
-             f"classical fill's band finer than SCALE px, at WEIGHT; + joins steps): {summary['crops']} held-out "
-             f"crops a bucket ({summary['per_image']} of each photograph), {summary['checkpoint']}; differences from "
-             f"{ref}, paired crop by crop.", "",
+             f"classical fill's band finer than SCALE px, at WEIGHT; + joins steps): {summary['crops']} "
+             f"{summary.get('photographs', 'held-out')} crops a bucket ({summary['per_image']} of each photograph), "
+             f"{summary['checkpoint']}; differences from {ref}, paired crop by crop.", "",
              "| bucket | variant | PSNR | minus reference (dB) | SSIM | perceptual | minus reference | FD-DINOv2 "
              "| texture |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
@@ -104,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     from tritonsplat_inpaint.checkpoint import RELEASED, load_model
     from tritonsplat_inpaint.classical import PREFILLS
     from tritonsplat_inpaint.cli import set_threads, write_report
+    from tritonsplat_inpaint.data import data_paths
     from tritonsplat_inpaint.evaluation import HeldOut, _judged, paired
     from tritonsplat_inpaint.perceptual import Judge
 
@@ -117,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"or {NONE!r} (default: the first variant)")  # fmt: skip
     parser.add_argument("--classical", nargs="*", default=[], choices=sorted(PREFILLS),
                         help="classical methods scored beside (those whose band a variant takes are scored anyway)")
+    parser.add_argument("--photographs", choices=("held-out", "training"), default="held-out",
+                        help="whose crops: the held-out photographs' or the training ones' (to choose a setting on)")
     parser.add_argument("--out", type=Path, default=Path("docs/model/detail_choice"))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -134,9 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no judge: {why}")
     net, cfg = load_model(args.ckpt)
     judge = Judge()
-    held = HeldOut(cfg, args.per_image, methods=list(net.fills) + bands)  # the fills the variants read
-    summary = {"checkpoint": os.path.relpath(args.ckpt), "per_image": args.per_image, "crops": len(held.images),
-               "reference": ref, "buckets": {}}  # fmt: skip
+    photographs = data_paths(cfg)[0] if args.photographs == "training" else None
+    held = HeldOut(cfg, args.per_image, methods=list(net.fills) + bands, photographs=photographs)  # what variants read
+    summary = {"checkpoint": os.path.relpath(args.ckpt), "photographs": args.photographs, "per_image": args.per_image,
+               "crops": len(held.images), "reference": ref, "buckets": {}}  # fmt: skip
     every = torch.arange(len(held.images))  # the judge scores every crop here
     truth = judge.features(held.images)
     for bucket, masks in held.masks.items():

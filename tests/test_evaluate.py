@@ -158,3 +158,16 @@ def test_classical_scores_are_cached_bucket_by_bucket(tmp_path, monkeypatch):
     assert called.count("telea") == again and called.count("fsr") == again
     assert not second["classical_cached"] and second["buckets"] == first["buckets"]
     assert json.loads(path.read_text()).keys() == finished.keys()
+
+
+def test_held_out_crops_come_from_the_photographs_named_instead_when_given():
+    from tritonsplat_inpaint.data import data_paths
+    from tritonsplat_inpaint.evaluation import HeldOut
+
+    cfg = tiny_config()
+    train, held_out = data_paths(cfg)
+    own = HeldOut(cfg, 1, methods=[])
+    other = HeldOut(cfg, 1, methods=[], photographs=train)
+    assert len(own.images) == len(held_out) and len(other.images) == len(train)
+    assert not set(own.names) & set(other.names)  # the training photographs' crops, none of the held-out ones
+    assert set(other.masks) == set(BUCKETS) and all(m.shape[0] == len(train) for m in other.masks.values())

@@ -15,6 +15,7 @@ the network's own inputs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import torch
 
@@ -60,10 +61,13 @@ class HeldOut:
     what `evaluate` scores a network on, and what training's learning curve re-scores
     every few hundred steps at the cost of the network's forward passes alone."""
 
-    def __init__(self, cfg: Config, per_image: int, limit: int | None = None, methods: list[str] | None = None):
+    def __init__(self, cfg: Config, per_image: int, limit: int | None = None, methods: list[str] | None = None,
+                 photographs: list[Path] | None = None):  # fmt: skip
         """`methods`: the classical fills to make (keys of PREFILLS; all of BASELINES'
-        when None): a learning curve needs only its network's own."""
-        _, held_out = data_paths(cfg)
+        when None): a learning curve needs only its network's own. `photographs`: the ones
+        to crop instead of the held-out ones (the training photographs, to choose a setting
+        on crops that the held-out scores do not then measure)."""
+        held_out = data_paths(cfg)[1] if photographs is None else photographs
         size = cfg.model.image_size
         self.names = [photograph_name(p) for p in held_out]
         self.per_image = per_image

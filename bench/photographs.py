@@ -21,9 +21,9 @@ Methods: OpenCV's Telea and scikit-image's biharmonic at full resolution (biharm
 only up to 250,000 hole pixels: its sparse solve grows past minutes and gigabytes
 beyond), the network's classical starting blend and the network itself on the
 scale-adaptive, windowed plan of `tritonsplat_inpaint.infer` (with its guard, as
-`model.inpaint` runs it, and without; with FSR's band finer than 4 working pixels in
-place of the network's own rather than mixed into it, `--band-weight 1`; and with the
-network's own band alone, `model.inpaint --band none`), and the network run on
+`model.inpaint` runs it, and without; with FSR's band finer than 4 working pixels mixed
+into the network's own at 0.6 rather than in place of it, `--band-weight 0.6`; and with
+the network's own band alone, `model.inpaint --band none`), and the network run on
 the whole photograph at full resolution (what `model.inpaint` did before the plan; up to
 1000 px).
 
@@ -52,20 +52,20 @@ import numpy as np
 
 BIHARMONIC_MAX = 250_000
 FULL_RES_MAX_WIDTH = 1000
-METHODS = ["telea", "biharmonic", "blend", "model", "model-whole-band", "model-own-band", "model-smooth",
+METHODS = ["telea", "biharmonic", "blend", "model", "model-mixed-band", "model-own-band", "model-smooth",
            "model-unguarded", "model-full-res"]
 TITLES = {
     "telea": "Telea (full res)",
     "biharmonic": "biharmonic (full res)",
     "blend": "starting blend (adaptive)",
     "model": "**model (adaptive, guarded)**",
-    "model-whole-band": "model, FSR's fine band alone",
+    "model-mixed-band": "model, FSR's fine band at 0.6",
     "model-own-band": "model, its own fine band",
     "model-smooth": "model, no detail",
     "model-unguarded": "model (adaptive, no guard)",
     "model-full-res": "model at full res (before)",
 }
-MODEL_METHODS = ("blend", "model", "model-whole-band", "model-own-band", "model-smooth", "model-unguarded",
+MODEL_METHODS = ("blend", "model", "model-mixed-band", "model-own-band", "model-smooth", "model-unguarded",
                  "model-full-res")
 HOLES = ["scratches", "object 8%", "third 33%"]
 EXAMPLE = ("ColdRipple", 1000, "third 33%")
@@ -163,7 +163,7 @@ def run_one(method: str, image: Path, mask: Path, out: Path, ckpt: Path | None =
         kw |= {"guard": False} if method == "model-unguarded" else {}
         kw |= {"detail": 0.0} if method == "model-smooth" else {}
         kw |= {"band": None} if method == "model-own-band" else {}
-        kw |= {"band_weight": 1.0} if method == "model-whole-band" else {}
+        kw |= {"band_weight": 0.6} if method == "model-mixed-band" else {}
         filled, report = inpaint(net, picture.rgb, hole, method="blend" if method == "blend" else "model", **kw)
         chosen = [s["method"] for s in report.scales if s["scale"] < 1]
     write_image(compose(picture, filled, weight), out)

@@ -69,9 +69,9 @@ def swap_band(fill: torch.Tensor, source: torch.Tensor, f: int = BAND_SCALE, wei
     trained on squared error) is right about the colours and shapes but flat, and `source` (a
     classical fill that continues edges and texture from the hole's border, such as FSR) is
     wrong about them but carries detail that agrees with the photograph, the sum takes the
-    better of each; an even mix of the two bands beats either by SSIM (docs/model.md, "The
-    classical band"). The same split of an image into bands as a Laplacian pyramid's (Burt and
-    Adelson, 1983)."""
+    better of each; a mix of the two bands is nearer the truth by PSNR and SSIM, the source's
+    alone by the DINOv2 judge (docs/model.md, "The classical band"). The same split of an
+    image into bands as a Laplacian pyramid's (Burt and Adelson, 1983)."""
     if fill.shape != source.shape:
         raise ValueError(f"source: expected the fill's shape {tuple(fill.shape)}, got {tuple(source.shape)}")
     if not 0 <= weight <= 1:

@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the classical fill whose detail finer than 4 working pixels is mixed into the network's "
                         "own ('none': the network's own)")  # fmt: skip
     parser.add_argument("--band-weight", type=float, default=BAND_WEIGHT,
-                        help="the classical band's share (0-1) of that detail (1: in place of the network's)")
+                        help="the classical band's share (0-1) of that detail (1: in place of the network's, the "
+                        "most texture; 0.6: the closest to the truth by PSNR and SSIM)")  # fmt: skip
     parser.add_argument("--dino-weights", help="load the checkpoint with another DINO (a timm weights file)")
     parser.add_argument(
         "--allow-other-dino",

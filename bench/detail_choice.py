@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", type=Path, default=RELEASED, help="checkpoint or run folder")
-    parser.add_argument("--per-image", type=int, default=8, help="crops per held-out photograph")
+    parser.add_argument("--per-image", type=int, default=8, help="crops per photograph")
     parser.add_argument("--variants", type=variant, nargs="+", default=[variant("2:1:1"), variant("2:1:16")],
                         help="SCALE:WEIGHT:CANDIDATES or METHOD:SCALE[:WEIGHT] (+ joins steps) of each setting to "
                         "compare")  # fmt: skip

@@ -65,8 +65,8 @@ class HeldOut:
                  photographs: list[Path] | None = None):  # fmt: skip
         """`methods`: the classical fills to make (keys of PREFILLS; all of BASELINES'
         when None): a learning curve needs only its network's own. `photographs`: the ones
-        to crop instead of the held-out ones (the training photographs, to choose a setting
-        on crops that the held-out scores do not then measure)."""
+        to crop instead of the held-out ones (the training photographs: a setting is chosen
+        on their crops, then measured on the held-out ones)."""
         held_out = data_paths(cfg)[1] if photographs is None else photographs
         size = cfg.model.image_size
         self.names = [photograph_name(p) for p in held_out]

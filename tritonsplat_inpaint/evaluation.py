@@ -67,11 +67,11 @@ class HeldOut:
         when None): a learning curve needs only its network's own. `photographs`: the ones
         to crop instead of the held-out ones (the training photographs: a setting is chosen
         on their crops, then measured on the held-out ones)."""
-        held_out = data_paths(cfg)[1] if photographs is None else photographs
+        paths = data_paths(cfg)[1] if photographs is None else photographs
         size = cfg.model.image_size
-        self.names = [photograph_name(p) for p in held_out]
+        self.names = [photograph_name(p) for p in paths]
         self.per_image = per_image
-        self.images = fixed_crops(held_out, size, per_image)[:limit]
+        self.images = fixed_crops(paths, size, per_image)[:limit]
         masks = evaluation_masks(size, size, len(self.images))
         self.masks = {b: torch.from_numpy(masks[b])[:, None] for b in BUCKETS}
         self.fills = {b: {} for b in self.masks}  # bucket -> {method: [N, 3, H, W]}

@@ -74,7 +74,7 @@ DETAIL = 1.0  # the weight of the fine detail given to holes filled at reduced s
 BAND = "fsr"
 # the classical band's share of that detail: at 1, FSR's in place of the network's own, the
 # lowest DINOv2 distance and FD-DINOv2 and the most texture; 0.6 is the closest to the truth
-# by PSNR and SSIM, at three times the distance's share (docs/model.md, "The classical band")
+# by PSNR and SSIM, its distance 3-12% below FSR's against 9-16% (docs/model.md, "The classical band")
 BAND_WEIGHT = 1.0
 # the largest working image the band's classical fill runs on whole: FSR over a 4000 x 3000
 # photograph's scratches took 500 MB more than the 2 GB the plan keeps to (2026-12-07)
